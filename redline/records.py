@@ -52,17 +52,26 @@ def sha256_text(text: str) -> str:
 
 @dataclass(slots=True)
 class Range:
-    """A span in a file: 0-based lines and UTF-16-agnostic character columns, end exclusive (as in LSP)."""
+    """A span in a file as in LSP: 0-based lines and characters, the end position exclusive.
+
+    Whole lines s..e inclusive are `Range(s, e + 1)` (end at column 0 of the next line).
+    """
 
     start_line: int
     end_line: int
     start_col: int = 0
     end_col: int = 0
 
+    @property
+    def last_line(self) -> int:
+        """The last line holding any of the span's characters."""
+        if self.end_col == 0 and self.end_line > self.start_line:
+            return self.end_line - 1
+        return self.end_line
+
     def overlaps_lines(self, start_line: int, end_line: int) -> bool:
         """True when the inclusive line interval [start_line, end_line] touches this range."""
-        last = self.end_line if (self.end_col > 0 or self.end_line == self.start_line) else self.end_line - 1
-        return start_line <= last and end_line >= self.start_line
+        return start_line <= self.last_line and end_line >= self.start_line
 
 
 @dataclass(slots=True)

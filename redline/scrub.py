@@ -1,0 +1,5 @@
+"""Secret scrubbing (placeholder identity until implemented)."""
+
+
+def scrub(text: str) -> str:
+    return text
