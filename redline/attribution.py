@@ -94,7 +94,7 @@ def attribute(
     """
     end_line = start_line if end_line is None else end_line
     if file_text is None and repo_root is not None:
-        file_text = _read_text(repo_root / path)
+        file_text = read_text(repo_root / path)
     matches: list[Match] = []
     for span in store.spans_for_path(path):
         if span.state == "deleted":
@@ -112,7 +112,8 @@ def attribute(
     return sorted(matches, key=lambda m: (order[m.confidence], m.span.range.end_line - m.span.range.start_line))
 
 
-def _read_text(path: Path) -> str | None:
+def read_text(path: Path) -> str | None:
+    """A text file's contents, or None when it is missing or binary (then recorded lines are trusted)."""
     try:
         data = path.read_bytes()
     except OSError:

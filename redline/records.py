@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from redline.errors import RecordError
@@ -43,7 +43,7 @@ def new_id() -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def sha256_text(text: str) -> str:
@@ -310,6 +310,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SEVERITY_RANK",
     "Feedback",
     "FeedbackKind",
     "Generation",
@@ -320,7 +321,6 @@ __all__ = [
     "PromptFormat",
     "Range",
     "Span",
-    "SEVERITY_RANK",
     "heldout_split",
     "new_id",
     "sha256_text",

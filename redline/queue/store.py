@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -104,7 +104,8 @@ class SQLiteStore:
                 f"cannot open the queue ({exc})", fix="move the file aside and run `redline doctor`", path=self.path
             ) from None
         except OSError as exc:
-            raise QueueError(f"cannot create the queue ({exc.strerror})", fix="check REDLINE_HOME", path=self.path) from None
+            raise QueueError(f"cannot create the queue ({exc.strerror})", fix="check REDLINE_HOME",
+                             path=self.path) from None
 
     # -- connections -------------------------------------------------------------------------------------------
 
@@ -392,7 +393,7 @@ def _dumps(value: Any) -> str:
 
 
 def _ago(seconds: float) -> str:
-    when = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    when = datetime.now(UTC) - timedelta(seconds=seconds)
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -1,0 +1,78 @@
+"""Turning the pytest plugin's collected failures into feedback, attributed frame by frame.
+
+A failure is attributed to the generation whose span covers its innermost project frame; if none does, the
+next frame out is tried, and so on up to the test function itself (a model may have written the test). A failure
+no span covers is kept unattributed, at its innermost project frame, with a low-trust commit hint when git blame
+points at an AI-trailer commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ci_hook.generated import BlameHints, SpanFinder
+from redline.attribution import repo_relative
+from redline.queue.store import Store
+from redline.records import Feedback, Range
+
+#: longest long report kept per failure; the head and the tail (where the error is) survive
+MAX_DETAIL_CHARS = 20_000
+
+
+def failures_to_feedback(store: Store, repo_root: Path, rootpath: Path, failures: list[dict[str, Any]], *,
+                         max_blame_files: int = 50) -> tuple[list[Feedback], dict[str, str]]:
+    """Feedback for each failure, and the file texts read while attributing them (for `record_feedback`)."""
+    finder = SpanFinder(store, repo_root)
+    hints = BlameHints(repo_root)
+    out = []
+    for failure in failures:
+        locations = _locations(repo_root, rootpath, failure)
+        found = finder.find(locations)
+        annotation = failure.get("annotation") or {}
+        meta: dict[str, Any] = {
+            "when": failure.get("when"),
+            "assertion": annotation.get("assertion"),
+            "exc_type": annotation.get("exc_type"),
+            "frames": [[p, line] for p, line in locations],
+        }
+        path, line, generation_id = (locations[0] if locations else (None, None)) + (None,)
+        if found is not None:
+            match, path, line = found
+            generation_id = match.generation_id
+            meta["attribution"] = match.confidence
+            meta["attributed_frame"] = [path, line]
+        fb = Feedback(kind="test_failure", source="pytest", message=str(failure.get("message") or "")[:2000],
+                      detail=_clip(str(failure.get("detail") or "")) or None, path=path,
+                      range=Range(line, line + 1) if path is not None and line is not None else None,
+                      rule=str(failure.get("nodeid") or "") or None, generation_id=generation_id, meta=meta)
+        if generation_id is None and fb.path and fb.range and hints.files_blamed < max_blame_files:
+            hint = hints.hint(fb.path, fb.range.start_line)
+            if hint is not None:
+                fb.meta["generated_hint"] = hint
+        out.append(fb)
+    texts = {p: t for p, t in finder.texts.items() if t is not None}
+    return out, texts
+
+
+def _locations(repo_root: Path, rootpath: Path, failure: dict[str, Any]) -> list[tuple[str, int]]:
+    """Repo-relative (path, 0-based line) of each project frame, innermost first, then the test's own line."""
+    seen: list[tuple[str, int]] = []
+    frames = (failure.get("annotation") or {}).get("frames") or []
+    for frame in frames:
+        rel = repo_relative(repo_root, frame[0])
+        if rel is not None and (rel, frame[1]) not in seen:
+            seen.append((rel, int(frame[1])))
+    location = failure.get("location") or []
+    if len(location) >= 2 and isinstance(location[0], str) and isinstance(location[1], int):
+        rel = repo_relative(repo_root, rootpath / location[0])
+        if rel is not None and (rel, location[1]) not in seen:
+            seen.append((rel, location[1]))
+    return seen
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_DETAIL_CHARS:
+        return text
+    half = MAX_DETAIL_CHARS // 2
+    return f"{text[:half]}\n… [{len(text) - MAX_DETAIL_CHARS} characters cut] …\n{text[-half:]}"

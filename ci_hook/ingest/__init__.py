@@ -1,0 +1,80 @@
+"""CI report parsers, one module per format, all `parse(path, repo_root, opts) -> list[Feedback]`.
+
+`ingest_files` is the one entry point the CLI uses: every report is parsed whole first, then queued in one
+transaction, so a bad report writes nothing and the others still land.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci_hook.ingest.common import IngestOptions
+from ci_hook.ingest.detect import FORMATS, detect
+from redline.config import Config
+from redline.errors import RedlineError
+from redline.records import Feedback
+
+Parser = Callable[[Path, Path, IngestOptions | None], list[Feedback]]
+
+_MODULES = {"junit": "junit", "sarif": "sarif", "mypy": "mypy_json", "ruff": "ruff_json",
+            "reportlog": "reportlog", "github": "github"}
+
+
+def parser_for(fmt: str) -> Parser:
+    module = importlib.import_module(f"ci_hook.ingest.{_MODULES[fmt]}")
+    parse: Parser = module.parse
+    return parse
+
+
+def parse_report(path: Path, repo_root: Path, fmt: str | None = None, opts: IngestOptions | None = None
+                 ) -> list[Feedback]:
+    """Detect the format (unless given) and parse the whole report; raises one-line `RedlineError`s."""
+    return parser_for(fmt or detect(path))(path, repo_root, opts)
+
+
+@dataclass
+class FileResult:
+    path: Path
+    format: str | None = None
+    parsed: int = 0
+    added: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileResult] = field(default_factory=list)
+    opts: IngestOptions = field(default_factory=IngestOptions)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.error]
+
+
+def ingest_files(store: object, config: Config, paths: Sequence[Path], *, fmt: str | None = None,
+                 opts: IngestOptions | None = None, hints: bool = True) -> IngestSummary:
+    """Parse and queue each report in its own transaction; a bad report is recorded as an error, not raised."""
+    from ci_hook.generated import add_commit_hints
+    from redline.ledger import record_feedback
+
+    summary = IngestSummary(opts=opts or IngestOptions(trusted_associations=config.trusted_associations))
+    for path in paths:
+        result = FileResult(path)
+        summary.files.append(result)
+        try:
+            result.format = fmt or detect(path)
+            feedback = parse_report(path, config.repo_root, result.format, summary.opts)
+            if hints:
+                add_commit_hints(config.repo_root, feedback)
+            result.parsed = len(feedback)
+            result.added = record_feedback(store, config, feedback).feedback  # type: ignore[arg-type]
+        except RedlineError as exc:
+            result.error = exc.one_line()
+    return summary
+
+
+__all__ = ["FORMATS", "FileResult", "IngestOptions", "IngestSummary", "detect", "ingest_files", "parse_report",
+           "parser_for"]

@@ -1,0 +1,35 @@
+"""mypy `--output json`: one JSON object per line (file, line, column, message, hint, code, severity)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ci_hook.ingest.common import IngestOptions, bad, field_of, line_range, load_json_lines, place
+from redline.records import Feedback, Severity
+
+SEVERITIES: dict[str, Severity] = {"error": "error", "warning": "warning", "note": "info"}
+
+
+def parse(path: Path, repo_root: Path, opts: IngestOptions | None = None) -> list[Feedback]:
+    opts = opts or IngestOptions()
+    out = []
+    for i, row in enumerate(load_json_lines(path), 1):
+        where = f"line {i}"
+        file = field_of(path, row, "file", str, where)
+        line = field_of(path, row, "line", int, where)
+        column = field_of(path, row, "column", int, where, required=False)
+        message = field_of(path, row, "message", str, where)
+        hint = field_of(path, row, "hint", str, where, required=False)
+        code = field_of(path, row, "code", str, where, required=False)
+        severity = field_of(path, row, "severity", str, where)
+        if severity not in SEVERITIES:
+            raise bad(path, f"{where}: severity {severity!r} is not error, warning or note")
+        rel = place(path, repo_root, file, opts)
+        if rel is None:
+            continue
+        # mypy's JSON columns are 0-based; -1 means "no column"
+        col = column + 1 if isinstance(column, int) and column >= 0 else None
+        out.append(Feedback(kind="diagnostic", source="mypy", message=message, detail=hint, path=rel,
+                            range=line_range(line, col=col), severity=SEVERITIES[severity], rule=code,
+                            commit=opts.commit, meta={"report": path.name}))
+    return out

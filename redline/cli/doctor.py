@@ -1,0 +1,120 @@
+"""`redline doctor`: check what Redline depends on, each with the fix when it is wrong."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from redline.cli.common import console
+from redline.config import Config, load_config
+from redline.errors import RedlineError
+
+Check = tuple[str, bool | None, str, str]  # name, ok (None = not applicable), detail, fix
+
+MIN_FREE_GB = 5.0
+
+
+def _python(_: Config) -> Check:
+    ok = sys.version_info >= (3, 11)
+    return "python", ok, sys.version.split()[0], "" if ok else "install Python 3.11 or newer"
+
+
+def _torch(_: Config) -> Check:
+    if importlib.util.find_spec("torch") is None:
+        return "torch", None, "not installed (only needed to train)", "pip install 'redline[train]'"
+    import torch
+
+    return "torch", True, torch.__version__, ""
+
+
+def _cuda(_: Config) -> Check:
+    if importlib.util.find_spec("torch") is None:
+        return "cuda", None, "torch not installed", ""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cuda", None, "no GPU: training runs on the CPU (slow for real models)", ""
+    name = torch.cuda.get_device_name(0)
+    bf16 = torch.cuda.is_bf16_supported()
+    return "cuda", True, f"{name}, bf16={'yes' if bf16 else 'no'}", ""
+
+
+def _model(config: Config) -> Check:
+    if not config.model:
+        return "model", None, "no base model configured", "set `model` in redline.toml or pass --model"
+    if importlib.util.find_spec("transformers") is None:
+        return "model", False, config.model, "pip install 'redline[train]'"
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        cfg = AutoConfig.from_pretrained(config.model, local_files_only=True)
+        AutoTokenizer.from_pretrained(config.model, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:120]
+        return "model", False, f"{config.model}: {first}", (
+            "point `model` at a local Hugging Face directory, or fetch it once with `huggingface-cli download`")
+    return "model", True, f"{config.model} ({cfg.model_type})", ""
+
+
+def _disk(config: Config) -> Check:
+    where = config.state_dir if config.state_dir.exists() else config.home
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free / 1e9
+    ok = free >= MIN_FREE_GB
+    return "disk", ok, f"{free:.1f} GB free at {where}", "" if ok else "free disk space or move REDLINE_HOME"
+
+
+def _queue(config: Config) -> Check:
+    if not config.db_path.exists():
+        return "queue", None, f"{config.db_path} (not created yet)", "run `redline init`"
+    try:
+        conn = sqlite3.connect(config.db_path)
+        result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        mode = oct(Path(config.db_path).stat().st_mode & 0o777)
+        conn.close()
+    except sqlite3.DatabaseError as exc:
+        return "queue", False, f"{config.db_path}: {exc}", "move the file aside; a new queue is created"
+    ok = result == "ok"
+    return "queue", ok, f"{config.db_path} integrity={result} mode={mode}", "" if ok else "restore from export"
+
+
+def _checkers(_: Config) -> Check:
+    ruff = shutil.which("ruff")
+    fix = "" if ruff else "pip install ruff (the language server then runs it on save)"
+    return "checkers", True, f"py_compile, ruff={'yes' if ruff else 'not found'}", fix
+
+
+CHECKS: list[Callable[[Config], Check]] = [_python, _torch, _cuda, _model, _disk, _queue, _checkers]
+
+
+@click.command()
+@click.option("--model", help="Check this model instead of the configured one.")
+def doctor(model: str | None) -> None:
+    """Check python, torch, CUDA, the model, disk space and the queue; exit 1 if anything is wrong."""
+    try:
+        config = load_config()
+    except RedlineError as exc:
+        console.print(f"[red]config: {exc.one_line()}[/]")
+        sys.exit(1)
+    if model:
+        import dataclasses
+
+        config = dataclasses.replace(config, model=model)
+    table = Table("check", "", "detail", "fix")
+    failed = False
+    for check in CHECKS:
+        name, ok, detail, fix = check(config)
+        mark = {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[dim]-[/]"}[ok]
+        failed |= ok is False
+        table.add_row(name, mark, detail, fix)
+    console.print(table)
+    if failed:
+        sys.exit(1)

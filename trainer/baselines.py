@@ -1,0 +1,103 @@
+"""SFT baselines, selected with `method`: each turns records into (student prompt, target ids) pairs.
+
+- sft-revision: the hindsight teacher's own greedy rewrite (context distillation, Snell et al. 2022);
+- sft-edit: the human's correction, where one exists;
+- scalar: k samples from the student per prompt, kept only when `checker` passes them (rejection sampling).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from trainer.config import TrainConfig
+from trainer.contexts import Pair, build_pair, encode, render_teacher, student_prompt_ids
+from trainer.data import TrainingExample
+from trainer.errors import TrainError
+from trainer.feedback_text import aggregate, correction_of
+from trainer.generation import decode, sample_ids
+
+log = logging.getLogger("redline.trainer")
+
+Checker = Callable[[TrainingExample, str], bool]
+
+
+def sft_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig, *,
+              checker: Checker | None = None) -> list[Pair]:
+    if config.method == "sft-edit":
+        return _edit_pairs(tokenizer, examples, config)
+    if config.method == "sft-revision":
+        return _revision_pairs(model, tokenizer, examples, config)
+    if config.method == "scalar":
+        return _scalar_pairs(model, tokenizer, examples, config, checker)
+    raise TrainError(f"{config.method!r} is not an SFT baseline", fix="use sft-revision, sft-edit or scalar")
+
+
+def require_checker(config: TrainConfig, checker: Checker | None) -> Checker | None:
+    if config.method == "scalar" and checker is None:
+        raise TrainError("method `scalar` needs a checker to tell passing samples from failing ones",
+                         fix="pass checker=(example, text) -> bool, or use another method")
+    return checker
+
+
+def _sft_pair(tokenizer: Any, index: int, ex: TrainingExample, target: list[int], config: TrainConfig
+              ) -> Pair | None:
+    pair = build_pair(tokenizer, index, ex.generation, [], config, target_ids=target)
+    if pair is not None:
+        pair.teacher_ids = pair.student_ids  # no teacher: plain SFT on the target
+    return pair
+
+
+def _eos(tokenizer: Any, ids: list[int], config: TrainConfig) -> list[int]:
+    eos = tokenizer.eos_token_id
+    return [*ids, eos] if config.append_eos and eos is not None and (not ids or ids[-1] != eos) else ids
+
+
+def _edit_pairs(tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig) -> list[Pair]:
+    pairs = []
+    for i, ex in enumerate(examples):
+        text = correction_of(ex.feedback)
+        if text is None:
+            continue
+        pair = _sft_pair(tokenizer, i, ex, _eos(tokenizer, encode(tokenizer, text, False), config), config)
+        if pair is not None:
+            pairs.append(pair)
+    if not pairs:
+        raise TrainError("no record has a human edit to train on", fix="use --method self-distill")
+    return pairs
+
+
+def _revision_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig
+                    ) -> list[Pair]:
+    pairs = []
+    for i, ex in enumerate(examples):
+        feedback = aggregate(ex.feedback, max_chars=config.max_feedback_chars)
+        if not feedback:
+            continue
+        text, special = render_teacher(tokenizer, ex.generation, feedback, config)
+        prompt = encode(tokenizer, text, special)[-(config.max_length // 2):]
+        budget = min(config.revision_max_new_tokens, config.max_length - len(prompt))
+        revision = sample_ids(model, tokenizer, prompt, max_new_tokens=budget, greedy=True)[0]
+        pair = _sft_pair(tokenizer, i, ex, revision, config)
+        if pair is not None:
+            pairs.append(pair)
+    return pairs
+
+
+def _scalar_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig,
+                  checker: Checker | None) -> list[Pair]:
+    check = require_checker(config, checker)
+    pairs, tried = [], 0
+    for i, ex in enumerate(examples):
+        prompt = student_prompt_ids(tokenizer, ex.generation)
+        budget = min(config.revision_max_new_tokens, config.max_length - len(prompt))
+        for ids in sample_ids(model, tokenizer, prompt, max_new_tokens=budget, greedy=False, n=config.scalar_k,
+                              temperature=config.scalar_temperature):
+            tried += 1
+            if check is not None and check(ex, decode(tokenizer, ids)):
+                pair = _sft_pair(tokenizer, i, ex, ids, config)
+                if pair is not None:
+                    pairs.append(pair)
+    log.info("scalar: %d of %d samples passed the checker", len(pairs), tried)
+    return pairs

@@ -1,0 +1,37 @@
+"""Training examples: a generation with all its feedback, read from the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from redline.queue.store import Store
+from redline.records import Feedback, Generation
+
+
+@dataclass
+class TrainingExample:
+    generation: Generation
+    feedback: list[Feedback] = field(default_factory=list)
+
+
+def examples_from_store(store: Store, *, split: str | None = "train", ids: Iterable[str] | None = None,
+                        include_passed: bool = False) -> list[TrainingExample]:
+    """Generations of `split` with their feedback (only those with feedback unless `include_passed`).
+
+    `ids` restricts to claimed generation ids; the held-out split is never trained on."""
+    wanted = None if ids is None else set(ids)
+    out = []
+    for g in store.generations(split=split, with_feedback=None if include_passed else True):
+        if wanted is not None and g.id not in wanted:
+            continue
+        if g.split == "heldout" and split != "heldout":
+            continue
+        out.append(TrainingExample(g, store.feedback_for(g.id)))
+    return out
+
+
+def data_window(examples: Sequence[TrainingExample]) -> list[str | None]:
+    """First and last creation time of the generations used."""
+    times = sorted(e.generation.created_at for e in examples)
+    return [times[0], times[-1]] if times else [None, None]

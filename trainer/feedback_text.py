@@ -1,0 +1,74 @@
+"""All feedback on one generation, as one hindsight text for the teacher.
+
+Deduplicated (same fingerprint or same words), most informative first: a human edit is the strongest signal,
+then by severity (error → hint) and kind (failing test, diagnostic, review, reject). Capped in length; the cap
+cuts whole items first so the strongest feedback always survives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redline.records import SEVERITY_RANK, Feedback
+
+_KIND_RANK = {"edit": 0, "test_failure": 1, "diagnostic": 2, "review": 3, "reject": 4}
+#: kinds that only say "this was fine"; a generation with nothing else is a passed attempt
+POSITIVE_KINDS = frozenset({"accept"})
+
+
+def is_passed(feedback: Sequence[Feedback]) -> bool:
+    """True when nothing said the attempt was wrong (no feedback, or only accepts)."""
+    return all(f.kind in POSITIVE_KINDS for f in feedback)
+
+
+def correction_of(feedback: Sequence[Feedback]) -> str | None:
+    """The most recent human edit's final text, if any."""
+    edits = [f for f in feedback if f.kind == "edit" and f.correction is not None]
+    return edits[-1].correction if edits else None
+
+
+def render_item(f: Feedback) -> str:
+    if f.kind == "edit":
+        return f"The reviewer changed it to:\n{f.correction}"
+    where = ""
+    if f.path:
+        where = f.path + (f":{f.range.start_line + 1}" if f.range else "") + ": "
+    rule = f" [{f.rule}]" if f.rule else ""
+    label = {"test_failure": "test failed", "review": "review", "reject": "rejected"}.get(f.kind, f.severity)
+    text = f"- {label}: {where}{' '.join(f.message.split())}{rule}"
+    if f.detail:
+        detail = f.detail.strip()
+        text += "\n  " + (detail[:400] + " …" if len(detail) > 400 else detail).replace("\n", "\n  ")
+    return text
+
+
+def aggregate(feedback: Sequence[Feedback], *, max_chars: int = 2000) -> str:
+    """One text for all negative feedback; empty when there is none (the record then trains nothing)."""
+    seen: set[str] = set()
+    items: list[Feedback] = []
+    for f in feedback:
+        if f.kind in POSITIVE_KINDS:
+            continue
+        key = " ".join((f.message or f.correction or "").split()).lower()
+        if f.fingerprint in seen or (key and key in seen):
+            continue
+        seen.update({f.fingerprint, key} - {""})
+        items.append(f)
+    items.sort(key=lambda f: (_KIND_RANK.get(f.kind, 5) != 0, SEVERITY_RANK.get(f.severity, 9),
+                              _KIND_RANK.get(f.kind, 5)))
+    out: list[str] = []
+    used = 0
+    for f in items:
+        piece = render_item(f)
+        if used + len(piece) + 1 > max_chars:
+            if not out:  # the strongest item alone is too long: keep its head
+                out.append(piece[: max(0, max_chars - 2)] + " …")
+            break
+        out.append(piece)
+        used += len(piece) + 1
+    return "\n".join(out)
+
+
+def truncate_text(text: str, max_chars: int) -> str:
+    """Cut feedback text to `max_chars`, marking the cut."""
+    return text if len(text) <= max_chars else text[: max(0, max_chars - 2)].rstrip() + " …"

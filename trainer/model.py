@@ -1,0 +1,115 @@
+"""Loading a base model and tokenizer (local path or local HF cache, never a download) and attaching LoRA.
+
+One copy of the base weights: the teacher is the same model with the adapter disabled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer.config import TrainConfig
+from trainer.errors import ModelNotAvailable
+
+log = logging.getLogger("redline.trainer")
+
+#: module-name leaves that are never adapted (output heads, embeddings, norms)
+_NEVER = ("lm_head", "embed_tokens", "wte", "wpe", "embed_out", "score", "classifier", "shared")
+
+
+def device_and_dtype(device: str | torch.device | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA + bf16 when available, else CPU + float32 (bf16 matmuls on CPU are slow and imprecise)."""
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    return dev, dtype
+
+
+def load_base(model_path: str | Path, *, device: str | torch.device | None = None) -> tuple[Any, Any]:
+    """Base model (eval mode, frozen) and tokenizer from a directory or a hub id already in the local cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ref = str(model_path)
+    dev, dtype = device_and_dtype(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(ref, local_files_only=True, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        if Path(ref).exists():
+            raise ModelNotAvailable(f"cannot load the model at {ref} ({_first_line(exc)})",
+                                    fix="point `model` at a directory written by save_pretrained") from None
+        raise ModelNotAvailable(
+            f"model {ref!r} is not a local directory and not in the local Hugging Face cache",
+            fix=f"fetch it once with `hf download {ref}` (Redline never downloads on its own)",
+        ) from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    model.to(dev)
+    model.eval()
+    model.requires_grad_(False)
+    return model, tokenizer
+
+
+def lora_targets(model: nn.Module) -> list[str]:
+    """Leaf names of every linear projection inside the transformer blocks (attention and MLP), per architecture.
+
+    Llama/Qwen/Mistral give q,k,v,o,gate,up,down_proj; GPT-2 gives c_attn, c_proj, c_fc (Conv1D); GPT-NeoX gives
+    query_key_value, dense, dense_h_to_4h, dense_4h_to_h.
+    """
+    leaves: set[str] = set()
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in _NEVER or not name:
+            continue
+        if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D":
+            leaves.add(leaf)
+    if not leaves:
+        raise ModelNotAvailable(f"no linear projections found in {type(model).__name__}",
+                                fix="set `lora_targets` in [tool.redline.train]")
+    return sorted(leaves)
+
+
+def attach_lora(model: nn.Module, config: TrainConfig, *, adapter_dir: Path | None = None) -> Any:
+    """Wrap `model` in a trainable PEFT LoRA (fresh, or continued from `adapter_dir`). Only LoRA weights train."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if adapter_dir is not None:
+        peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    else:
+        targets = list(config.lora_targets) if config.lora_targets else lora_targets(model)
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=targets, bias="none", task_type="CAUSAL_LM")
+        peft_model = get_peft_model(model, lora)
+    if config.gradient_checkpointing:
+        peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        peft_model.enable_input_require_grads()
+    for name, param in peft_model.named_parameters():
+        param.requires_grad_("lora_" in name)
+    return peft_model
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A short stable hash of the vocabulary and special tokens: records tokenized elsewhere are reused only
+    when this matches."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    special = sorted(str(t) for t in tokenizer.all_special_tokens)
+    blob = repr((vocab, special)).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def model_identity(model: Any, model_path: str | Path) -> dict[str, Any]:
+    """Base model id and revision for redline.json."""
+    cfg = getattr(model, "config", None)
+    return {
+        "id": str(model_path),
+        "revision": getattr(cfg, "_commit_hash", None),
+        "architecture": (getattr(cfg, "architectures", None) or [type(model).__name__])[0],
+    }
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
