@@ -229,14 +229,35 @@ def heldout_split(repo_id: str, prompt: Prompt, fraction: float) -> Literal["tra
 # --- (de)serialisation -----------------------------------------------------------------------------------------
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _to_jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    names = _field_names(type(obj))
+    if names is not None:
+        return {n: _to_jsonable(getattr(obj, n)) for n in names}
     if isinstance(obj, list):
         return [_to_jsonable(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): _to_jsonable(v) for k, v in obj.items()}
     return obj
+
+
+def _json_default(obj: Any) -> Any:
+    names = _field_names(type(obj))
+    return str(obj) if names is None else {n: getattr(obj, n) for n in names}
+
+
+def to_json(record: Any) -> str:
+    """A record as compact JSON; the C encoder walks it, calling back only for nested records (fast path)."""
+    return json.dumps(record, default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def _from_jsonable(cls: type, data: Any, where: str) -> Any:
@@ -324,5 +345,6 @@ __all__ = [
     "heldout_split",
     "new_id",
     "sha256_text",
+    "to_json",
     "utc_now",
 ]

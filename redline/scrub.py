@@ -43,6 +43,15 @@ def _provider_patterns() -> list[tuple[str, re.Pattern[str]]]:
 
 
 @lru_cache(maxsize=1)
+def _provider_prefilter() -> re.Pattern[str] | None:
+    """One case-insensitive alternation of every provider regex: a superset test, so most texts take one pass."""
+    try:
+        return re.compile("|".join(f"(?:{p.pattern})" for _, p in _provider_patterns()), re.IGNORECASE)
+    except re.error:
+        return None
+
+
+@lru_cache(maxsize=1)
 def _keyword_detector():  # type: ignore[no-untyped-def]
     from detect_secrets.plugins.keyword import KeywordDetector
 
@@ -73,8 +82,10 @@ def scrub(text: str) -> str:
         return text
     text = _PRIVATE_KEY_BLOCK.sub(MARK.format("private-key"), text)
     text = _URL_PASSWORD.sub(lambda m: m.group("head") + MARK.format("url-password"), text)
-    for kind, pattern in _provider_patterns():
-        text = pattern.sub(lambda m, kind=kind: _mark_match(m, kind), text)
+    prefilter = _provider_prefilter()
+    if prefilter is None or prefilter.search(text):
+        for kind, pattern in _provider_patterns():
+            text = pattern.sub(lambda m, kind=kind: _mark_match(m, kind), text)
     if _KEYWORD_HINT.search(text):
         text = "\n".join(_scrub_keyword_line(line) for line in text.split("\n"))
     return _CANDIDATE.sub(lambda m: MARK.format("high-entropy") if looks_random(m.group(0)) else m.group(0), text)

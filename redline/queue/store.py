@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from redline.errors import QueueError
 from redline.queue.migrations import migrate
-from redline.records import Feedback, Generation, Range, Span, new_id, utc_now
+from redline.records import Feedback, Generation, Range, Span, new_id, to_json, utc_now
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -173,14 +173,14 @@ class SQLiteStore:
         if self._scrub is not None:
             g = _scrub_generation(g, self._scrub)
         path = g.insertion.path if g.insertion else None
-        return (g.id, g.repo_id, g.created_at, g.split, path, _dumps(g.to_dict()))
+        return (g.id, g.repo_id, g.created_at, g.split, path, to_json(g))
 
     def _feedback_row(self, f: Feedback) -> tuple[Any, ...]:
         if self._scrub is not None:
             f.message = self._clean(f.message) or ""
             f.detail = self._clean(f.detail)
             f.correction = self._clean(f.correction)
-        return (f.id, f.fingerprint, f.generation_id, f.kind, f.source, f.created_at, f.path, _dumps(f.to_dict()))
+        return (f.id, f.fingerprint, f.generation_id, f.kind, f.source, f.created_at, f.path, to_json(f))
 
     def _span_row(self, s: Span) -> tuple[Any, ...]:
         text = self._clean(s.text) or ""
@@ -203,7 +203,7 @@ class SQLiteStore:
             else:
                 conn.execute(
                     "UPDATE feedback SET generation_id = ?, fingerprint = ?, body = ? WHERE id = ?",
-                    (generation_id, fb.fingerprint, _dumps(fb.to_dict()), feedback_id),
+                    (generation_id, fb.fingerprint, to_json(fb), feedback_id),
                 )
         return True
 
