@@ -18,14 +18,16 @@ from trainer.loop import StepCallback, TrainResult, train
 def train_adapter(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: Path,
                   config: TrainConfig | None = None, *, checker: Callable[[TrainingExample, str], bool] | None = None,
                   progress: bool = True, on_step: StepCallback | None = None, parent_version: str | None = None,
-                  device: str | None = None) -> TrainResult:
+                  init_adapter: Path | None = None, device: str | None = None) -> TrainResult:
     """Train a LoRA adapter on `examples` and write it to `out_dir` (PEFT layout + redline.json).
 
     With `config.checkpoint_every`, checkpoints go to `out_dir/checkpoints` and a rerun with the same arguments
     resumes from the latest one. `parent_version` is the adapter the records' attempts were sampled from when
-    on-policy (their recorded log-probs then need no importance correction)."""
+    on-policy (their recorded log-probs then need no importance correction); `init_adapter` continues training
+    that adapter instead of starting a fresh LoRA. `on_step(step, stats)` is called after each optimizer step."""
     return train(model_path, examples, Path(out_dir), config or TrainConfig(), checker=checker,
-                 progress=progress, on_step=on_step, parent_version=parent_version, device=device)
+                 progress=progress, on_step=on_step, parent_version=parent_version, init_adapter=init_adapter,
+                 device=device)
 
 
 def load_for_inference(model_path: str | Path, adapter_dir: Path | None = None, *, device: str | None = None
@@ -55,4 +57,42 @@ def generate(model: Any, tokenizer: Any, generation_or_prompt: Generation | Prom
     return [decode(tokenizer, o) for o in outs]
 
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingExample", "generate", "load_for_inference", "train_adapter"]
+def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], config: TrainConfig | None = None
+                  ) -> dict[str, Any]:
+    """What a run would train on, without loading the model: counts, token totals, one rendered student and
+    teacher context (for `redline train --dry-run`)."""
+    from transformers import AutoTokenizer
+
+    from trainer.contexts import build_pair
+    from trainer.errors import ModelNotAvailable
+    from trainer.model import tokenizer_fingerprint
+
+    config = config or TrainConfig()
+    try:
+        tok = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+    except (OSError, ValueError):
+        raise ModelNotAvailable(f"no tokenizer for {model_path!r} locally",
+                                fix=f"fetch it once with `hf download {model_path}`") from None
+    fp = tokenizer_fingerprint(tok)
+    pairs = [p for i, ex in enumerate(examples)
+             if (p := build_pair(tok, i, ex.generation, ex.feedback, config, fingerprint=fp))]
+    plan: dict[str, Any] = {
+        "records": len(examples), "trainable": len(pairs), "skipped": len(examples) - len(pairs),
+        "anchors": sum(p.anchor for p in pairs), "truncated": sum(p.truncated for p in pairs),
+        "student_prompt_tokens": sum(len(p.student_ids) for p in pairs),
+        "teacher_prompt_tokens": sum(len(p.teacher_ids) for p in pairs),
+        "completion_tokens": sum(len(p.completion_ids) for p in pairs),
+        "method": config.method, "hindsight": config.hindsight,
+    }
+    example = next((p for p in pairs if not p.anchor), None)
+    if example is not None:
+        plan["example_student"] = tok.decode(example.student_ids + example.completion_ids)
+        plan["example_teacher"] = tok.decode(example.teacher_ids + example.completion_ids)
+        plan["example_completion"] = tok.decode(example.completion_ids)
+    return plan
+
+
+__all__ = [
+    "TrainConfig", "TrainResult", "TrainingExample", "generate", "load_for_inference", "plan_training",
+    "train_adapter",
+]

@@ -62,6 +62,8 @@ class TrainConfig:
     revision_max_new_tokens: int = 256
     scalar_k: int = 4
     scalar_temperature: float = 1.0
+    #: the gate refuses an adapter that raises perplexity on human-written code by more than this fraction
+    gate_max_ppl_increase: float = 0.02
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -95,6 +97,8 @@ class TrainConfig:
                  "weight_decay ≥ 0, max_grad_norm > 0, is_clip ≥ 1")
         if self.scalar_temperature <= 0:
             _bad("scalar_temperature", self.scalar_temperature, "a positive number")
+        if self.gate_max_ppl_increase < 0:
+            _bad("gate_max_ppl_increase", self.gate_max_ppl_increase, "a fraction ≥ 0")
         if self.max_length < 16:
             _bad("max_length", self.max_length, "at least 16 tokens")
         if self.lora_targets is not None:

@@ -55,7 +55,8 @@ class TrainResult:
 
 def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: Path, config: TrainConfig, *,
           checker: Checker | None = None, progress: bool = True, on_step: StepCallback | None = None,
-          parent_version: str | None = None, device: str | None = None) -> TrainResult:
+          parent_version: str | None = None, init_adapter: Path | None = None, device: str | None = None
+          ) -> TrainResult:
     require_checker(config, checker)
     if not examples:
         raise TrainError("no training records", fix="collect feedback first (`redline status` shows the queue)")
@@ -78,7 +79,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
         metrics["hindsight"] = hindsight_check(model, pairs, tokenizer.pad_token_id, config)
 
     _seed(config.seed)  # LoRA init depends only on the seed, not on what the baselines sampled
-    model = attach_lora(model, config)
+    model = attach_lora(model, config, adapter_dir=init_adapter)
     params = [p for p in model.parameters() if p.requires_grad]
     plan = schedule(pairs, batch_size=config.batch_size, seed=config.seed, epochs=config.epochs,
                     min_micro=(config.max_steps or 0) * config.grad_accum)
@@ -117,10 +118,10 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
             tokens += int(stats["tokens"])
             history.append(stats)
             bar.advance(stats)
-            if on_step is not None:
-                on_step(step + 1, stats)
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < n_steps:
                 ckpt.save(step + 1, model, optimizer, scheduler)
+            if on_step is not None:
+                on_step(step + 1, stats)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ class AdapterRegistry:
         v = self.current()
         return None if v is None else self.versions_dir / v
 
-    def list(self) -> list[dict[str, Any]]:
+    def table(self) -> list[dict[str, Any]]:
         """One row per version: version, current flag, created, method, records, parent, gate verdict."""
         cur = self.current()
         rows = []

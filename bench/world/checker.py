@@ -9,8 +9,8 @@ sent, logged, returned) with the reference solution's, pytest style. Lint and re
 Voices (kind / source):
 - test_failure / pytest: `NameError: name 'x' is not defined. Did you mean: 'y'?`, `TypeError: f() argument 1 must
   be str, not Rows`, `TypeError: f() takes 1 positional argument but 2 were given`, `AssertionError: assert 'a' == 'b'`
-- diagnostic / ruff: `TID251 \\`fetch\\` is banned: use \\`http_get\\``, `RL201 pass \\`key\\` to \\`sort_rows\\` by keyword`
-- review / reviewer: `always call \\`connect\\` with \\`retries=3\\` in this repo`, `wrap \\`query(...)\\` in \\`retry(...)\\``
+- diagnostic / ruff: ``fetch` is banned: use `http_get`` [TID251], `pass `key` to `sort_rows` by keyword` [RL201]
+- review / reviewer: `always call `connect` with `retries=3` in this repo`, `wrap `query(...)` in `retry(...)``
 """
 
 from __future__ import annotations
@@ -203,10 +203,15 @@ def _identity_wrapper(name: str, run: Run, conv: Conventions) -> Any:
     return wrap
 
 
-def namespace(conv: Conventions, run: Run) -> dict[str, Any]:
+_KNOWN = default_names()
+
+
+def namespace(conv: Conventions, run: Run, used: set[str] | None = None) -> dict[str, Any]:
     """The globals an attempt runs in: this repository's API only (plus lenient stand-ins for known names)."""
     ns: dict[str, Any] = {"__builtins__": {}}
-    for name, default in default_names().items():
+    for name, default in _KNOWN.items():
+        if used is not None and name not in used:
+            continue
         api = APIS[default]
         real = call_name(api, conv)
         ch = conv.get(default)
@@ -249,25 +254,25 @@ def static_findings(tree: ast.AST, conv: Conventions) -> list[Finding]:
         line = call.lineno - 1
         real = call_name(api, conv)
         if ch.kind == "banned" and call.func.id == api.name:
-            found.append(Finding("diagnostic", "ruff", f"TID251 `{api.name}` is banned: use `{real}`",
+            found.append(Finding("diagnostic", "ruff", f"`{api.name}` is banned: use `{real}`",
                                  severity="error", rule="TID251", line=line))
         if ch.kind == "keyword":
             last = api.params[-1].name
             if not any(k.arg == last for k in call.keywords):
-                found.append(Finding("diagnostic", "ruff", f"RL201 pass `{last}` to `{real}` by keyword",
+                found.append(Finding("diagnostic", "ruff", f"pass `{last}` to `{real}` by keyword",
                                      severity="warning", rule="RL201", line=line))
         if ch.kind == "kwarg":
             key, _, value = ch.value.partition("=")
             given = next((k for k in call.keywords if k.arg == key), None)
             if given is None or ast.dump(given.value) != ast.dump(ast.parse(value, mode="eval").body):
                 found.append(Finding("review", "reviewer", f"always call `{real}` with `{key}={value}` in this repo",
-                                     line=line))
+                                     severity="warning", line=line))
         if ch.kind == "wrapper":
             wrapped = (isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name)
                        and parent.func.id == ch.value)
             if not wrapped:
                 found.append(Finding("review", "reviewer", f"wrap every `{real}(...)` call in `{ch.value}(...)`",
-                                     line=line))
+                                     severity="warning", line=line))
     return found
 
 
@@ -291,7 +296,7 @@ def execute(code: str, conv: Conventions) -> tuple[Run, Finding | None]:
                             line=line)
     if not all(isinstance(n, _ALLOWED) for n in ast.walk(tree)):
         return run, Finding("review", "reviewer", "keep the task body to plain calls and assignments")
-    ns = namespace(conv, run)
+    ns = namespace(conv, run, {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
     try:
         exec(compiled, ns)
         result = ns["task"]()
@@ -335,7 +340,8 @@ def check(conv: Conventions, code: str, expected: list[tuple[str, ...]]) -> Chec
     diff = _effects_diff(run.effects, expected)
     if diff is not None:
         findings.append(diff)
-    findings += static_findings(ast.parse("def task():\n" + code + "\n"), conv)
+    static = static_findings(ast.parse("def task():\n" + code + "\n"), conv)
+    findings += sorted(static, key=lambda f: (f.line or 0, f.kind))
     return CheckResult(not findings, tuple(findings))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from ci_hook.ingest.common import IngestOptions
 from ci_hook.ingest.detect import FORMATS, detect
 from redline.config import Config
-from redline.errors import RedlineError
+from redline.errors import RecordError, RedlineError
 from redline.records import Feedback
 
 Parser = Callable[[Path, Path, IngestOptions | None], list[Feedback]]
@@ -32,7 +32,15 @@ def parser_for(fmt: str) -> Parser:
 def parse_report(path: Path, repo_root: Path, fmt: str | None = None, opts: IngestOptions | None = None
                  ) -> list[Feedback]:
     """Detect the format (unless given) and parse the whole report; raises one-line `RedlineError`s."""
-    return parser_for(fmt or detect(path))(path, repo_root, opts)
+    fmt = fmt or detect(path)
+    try:
+        return parser_for(fmt)(path, repo_root, opts)
+    except RedlineError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        # the parsers check every field they read; this is the net under a shape nobody foresaw
+        raise RecordError(f"malformed {fmt} report ({type(exc).__name__})", fix="check the file and --format",
+                          path=path) from None
 
 
 @dataclass

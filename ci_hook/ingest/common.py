@@ -126,17 +126,24 @@ def place(report: Path, repo_root: Path, where: str, opts: IngestOptions) -> str
     return rel
 
 
-def line_range(line: int | None, end_line: int | None = None, col: int | None = None,
-               end_col: int | None = None) -> Range | None:
-    """A `Range` from 1-based lines and 1-based columns (the convention of every format parsed here)."""
-    if line is None or isinstance(line, bool) or not isinstance(line, int) or line < 1:
+def line_range(line: object, end_line: object = None, col: object = None, end_col: object = None) -> Range | None:
+    """A `Range` from 1-based lines and 1-based columns (the convention of every format parsed here).
+
+    Values that are not positive integers are ignored (a missing line gives no range at all).
+    """
+    line, end_line, col, end_col = (_positive(v) for v in (line, end_line, col, end_col))
+    if line is None:
         return None
-    start = line - 1
-    if end_line is None or not isinstance(end_line, int) or end_line < line:
+    if end_line is None or end_line < line:
         end_line = line
-    if end_col is not None and isinstance(end_col, int) and end_col >= 1 and col is not None:
-        return Range(start, end_line - 1, max(0, (col or 1) - 1), end_col - 1)
-    return Range(start, end_line, max(0, (col or 1) - 1) if isinstance(col, int) else 0, 0)
+    start_col = col - 1 if col is not None else 0
+    if end_col is not None and col is not None and (end_line > line or end_col > col):
+        return Range(line - 1, end_line - 1, start_col, end_col - 1)
+    return Range(line - 1, end_line, start_col, 0)
+
+
+def _positive(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 _FRAME = re.compile(r"^(?P<path>[^\s:<>][^:\n]*?\.py):(?P<line>\d+): ", re.MULTILINE)

@@ -7,6 +7,7 @@ or from the class name (`pkg.test_mod.TestX` → `pkg/test_mod.py`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
@@ -60,12 +61,13 @@ def _location(repo_root: Path, case: Element, text: str) -> tuple[str | None, in
     for frame_path, frame_line in traceback_frames(text):
         rel = repo_relative(repo_root, frame_path)
         if rel is not None and (repo_root / rel).is_file():
-            return rel, frame_line - 1
+            return rel, max(frame_line - 1, 0)
     file_attr = case.get("file")
     if file_attr:
         rel = repo_relative(repo_root, file_attr)
         line = case.get("line")
-        return rel, int(line) if rel and line and line.isdigit() else None  # pytest writes 0-based lines
+        number = int(line) if rel and line and re.fullmatch(r"[0-9]{1,9}", line) else None
+        return rel, number  # pytest writes 0-based lines
     parts = case.get("classname", "").split(".")
     for n in range(len(parts), 0, -1):
         candidate = "/".join(parts[:n]) + ".py"

@@ -27,9 +27,12 @@ def parse(path: Path, repo_root: Path, opts: IngestOptions | None = None) -> lis
         rel = place(path, repo_root, file, opts)
         if rel is None:
             continue
-        # mypy's JSON columns are 0-based; -1 means "no column"
+        end_line = row.get("end_line") if isinstance(row.get("end_line"), int) else None
+        end_column = row.get("end_column") if isinstance(row.get("end_column"), int) else None
+        # mypy's JSON columns are 0-based (end exclusive); -1 means "no column"
         col = column + 1 if isinstance(column, int) and column >= 0 else None
+        end_col = end_column + 1 if col is not None and end_column is not None and end_column >= 0 else None
         out.append(Feedback(kind="diagnostic", source="mypy", message=message, detail=hint, path=rel,
-                            range=line_range(line, col=col), severity=SEVERITIES[severity], rule=code,
+                            range=line_range(line, end_line, col, end_col), severity=SEVERITIES[severity], rule=code,
                             commit=opts.commit, meta={"report": path.name}))
     return out

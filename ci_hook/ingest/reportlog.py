@@ -52,20 +52,33 @@ def _longrepr(report: Path, longrepr: Any, where: str) -> tuple[str, str, list[t
         raise bad(report, f"{where}: longrepr.reprcrash and reprtraceback must be objects")
     lines: list[str] = []
     frames: list[tuple[str, int]] = []
-    for entry in tb.get("reprentries") or []:
+    for entry in _list(report, tb.get("reprentries"), where):
         data = entry.get("data") if isinstance(entry, dict) else None
         if not isinstance(data, dict):
             raise bad(report, f"{where}: a reprentry has no data object")
-        lines.extend(str(x) for x in data.get("lines") or [])
+        lines.extend(str(x) for x in _list(report, data.get("lines"), where))
         loc = data.get("reprfileloc")
-        if isinstance(loc, dict) and isinstance(loc.get("path"), str) and isinstance(loc.get("lineno"), int):
+        if isinstance(loc, dict) and isinstance(loc.get("path"), str) and _line_no(loc.get("lineno")):
             lines.append(f"{loc['path']}:{loc['lineno']}: {loc.get('message', '')}")
             frames.append((loc["path"], loc["lineno"]))
         lines.append("")
-    for title, content, *_ in longrepr.get("sections") or []:
-        lines.extend([f"--- {title} ---", str(content)])
+    for section in _list(report, longrepr.get("sections"), where):
+        if isinstance(section, list) and len(section) >= 2:
+            lines.extend([f"--- {section[0]} ---", str(section[1])])
     message = crash.get("message")
     return (message if isinstance(message, str) else ""), "\n".join(lines).strip(), frames[::-1]
+
+
+def _line_no(value: Any) -> bool:
+    return type(value) is int and value >= 1
+
+
+def _list(report: Path, value: Any, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise bad(report, f"{where}: expected an array in longrepr, got {type(value).__name__}")
+    return value
 
 
 def _locate(repo_root: Path, frames: list[tuple[str, int]], row: dict[str, Any]) -> tuple[str | None, int | None]:
@@ -76,6 +89,6 @@ def _locate(repo_root: Path, frames: list[tuple[str, int]], row: dict[str, Any])
     location = row.get("location")
     if isinstance(location, list) and location and isinstance(location[0], str):
         rel = repo_relative(repo_root, location[0])
-        line = location[1] if len(location) > 1 and isinstance(location[1], int) else None
+        line = location[1] if len(location) > 1 and type(location[1]) is int and location[1] >= 0 else None
         return rel, line
     return None, None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ci_hook.ingest.common import IngestOptions, bad, field_of, line_range, load_json, place
-from redline.records import Feedback
+from redline.records import Feedback, Severity
 
 
 def parse(path: Path, repo_root: Path, opts: IngestOptions | None = None) -> list[Feedback]:
@@ -37,6 +37,12 @@ def parse(path: Path, repo_root: Path, opts: IngestOptions | None = None) -> lis
         if isinstance(fix, dict):
             meta["fix"] = {"applicability": fix.get("applicability"), "message": fix.get("message")}
         out.append(Feedback(kind="diagnostic", source="ruff", message=message, path=rel, range=rng,
-                            severity="error" if code is None else "warning", rule=code, commit=opts.commit,
+                            severity=_severity(row.get("severity"), code), rule=code, commit=opts.commit,
                             meta=meta))
     return out
+
+
+def _severity(value: object, code: str | None) -> Severity:
+    if value in ("error", "warning", "info", "hint"):
+        return value  # type: ignore[return-value]
+    return "error" if code is None else "warning"  # no code: a syntax error

@@ -40,24 +40,29 @@ def parse(path: Path, repo_root: Path, opts: IngestOptions | None = None) -> lis
     return out
 
 
-def _rules(driver: dict[str, Any]) -> dict[str, str]:
+def _rules(driver: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """rule id → (description, default level) from the driver's rule metadata."""
     found = {}
-    for rule in driver.get("rules") or []:
+    rules = driver.get("rules")
+    for rule in rules if isinstance(rules, list) else []:
         if isinstance(rule, dict) and isinstance(rule.get("id"), str):
             desc = rule.get("shortDescription") or rule.get("fullDescription") or {}
-            found[rule["id"]] = desc.get("text", "") if isinstance(desc, dict) else ""
+            default = rule.get("defaultConfiguration")
+            level = default.get("level") if isinstance(default, dict) else None
+            found[rule["id"]] = (desc.get("text", "") if isinstance(desc, dict) else "", level)
     return found
 
 
-def _result(report: Path, repo_root: Path, result: Any, where: str, source: str, rules: dict[str, str],
+def _result(report: Path, repo_root: Path, result: Any, where: str, source: str, rules: dict[str, tuple[str, Any]],
             bases: dict[str, Any], opts: IngestOptions) -> Feedback | None:
     rule = field_of(report, result, "ruleId", str, where, required=False)
     message = field_of(report, result, "message", dict, where)
-    text = message.get("text") or message.get("markdown") or rules.get(rule or "", "")
+    description, default_level = rules.get(rule or "", ("", None))
+    text = message.get("text") or message.get("markdown") or description
     if not isinstance(text, str):
         raise bad(report, f"{where}.message.text must be a string")
-    level = result.get("level") or "warning"
-    if level not in LEVELS:
+    level = result.get("level") or default_level or "warning"  # SARIF §3.27.10: the rule's level, else warning
+    if not isinstance(level, str) or level not in LEVELS:
         raise bad(report, f"{where}.level {level!r} is not a SARIF level")
     rel, rng = None, None
     locations = result.get("locations") or []

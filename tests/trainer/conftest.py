@@ -26,8 +26,9 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_model(path: Path, *, vocab_size: int = 400, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tiny_model(path: Path, *, vocab_size: int = 400, hidden: int = 64, layers: int = 2, seed: int = 0,
+                     init_range: float = 0.2) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -36,6 +37,8 @@ def build_tiny_model(path: Path, *, vocab_size: int = 400, hidden: int = 64, lay
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS, trainer)
+    bos = ("<s>", tok.token_to_id("<s>"))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[bos])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                    unk_token="<unk>", additional_special_tokens=SPECIALS[4:])
     fast.chat_template = CHAT_TEMPLATE
@@ -43,7 +46,8 @@ def build_tiny_model(path: Path, *, vocab_size: int = 400, hidden: int = 64, lay
     cfg = LlamaConfig(vocab_size=len(fast), hidden_size=hidden, intermediate_size=hidden * 2,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=512, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
-                      pad_token_id=fast.pad_token_id, tie_word_embeddings=False)
+                      pad_token_id=fast.pad_token_id, tie_word_embeddings=False,
+                      initializer_range=init_range)
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(path)
     fast.save_pretrained(path)

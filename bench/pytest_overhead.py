@@ -1,0 +1,151 @@
+"""How much does the Redline pytest plugin slow a test run?
+
+Generates a project of model-written code (one recorded generation per function, as the language server would
+record them) and a 2,000-test suite over it where 10% of the tests fail (half inside the generated code, half on
+a wrong result), then times whole `pytest` runs without the plugin (`-p no:redline`) and with it (`--redline`),
+interleaved, and prints the ratio of the best times. Goal: ≤ 1.03.
+
+    python bench/pytest_overhead.py [--tests 2000] [--fail-rate 0.1] [--repeat 5] [--xdist N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from redline.config import load_config
+from redline.ledger import prepare_generation
+from redline.queue import open_store
+from redline.records import Generation, Insertion, ModelRef, Prompt, Range
+
+PER_MODULE = 20
+#: plugins installed in the dev venv that neither run needs; off in both so they do not dilute the ratio
+LEAN = ["-p", "no:hypothesispytest", "-p", "no:pytest-lsp", "-p", "no:asyncio", "-p", "no:anyio",
+        "-p", "no:cacheprovider"]
+
+
+def function_source(i: int) -> str:
+    return (
+        f"def f{i}(x):\n"
+        f"    total = 0\n"
+        f"    for k in range(x % 7 + 3):\n"
+        f"        total += k * {i % 13 + 1}\n"
+        f"    if x < 0:\n"
+        f"        return total // (x - x)\n"
+        f"    return total\n"
+    )
+
+
+def expected(i: int, x: int) -> int:
+    return sum(k * (i % 13 + 1) for k in range(x % 7 + 3))
+
+
+def generate(root: Path, n_tests: int, fail_rate: float) -> int:
+    """Write the project; returns the number of tests meant to fail."""
+    (root / ".git").mkdir(parents=True)
+    (root / "gen").mkdir()
+    (root / "tests").mkdir()
+    (root / "gen" / "__init__.py").write_text("")
+    (root / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
+    every = round(1 / fail_rate) if fail_rate else 0
+    failing = 0
+    for m in range(0, n_tests, PER_MODULE):
+        ids = range(m, min(m + PER_MODULE, n_tests))
+        (root / "gen" / f"mod{m // PER_MODULE}.py").write_text("\n\n".join(function_source(i) for i in ids))
+        lines = [f"from gen.mod{m // PER_MODULE} import " + ", ".join(f"f{i}" for i in ids), ""]
+        for i in ids:
+            fails = bool(every) and i % every == every - 1
+            failing += fails
+            if fails and (i // every) % 2:
+                lines += [f"def test_{i}():", f"    assert f{i}(-1) == 0", ""]  # raises inside generated code
+            elif fails:
+                lines += [f"def test_{i}():", f"    assert f{i}({i}) == {expected(i, i) + 1}", ""]
+            else:
+                lines += [f"def test_{i}():", f"    assert f{i}({i}) == {expected(i, i)}", ""]
+        (root / "tests" / f"test_mod{m // PER_MODULE}.py").write_text("\n".join(lines))
+    return failing
+
+
+def record_spans(root: Path, n_tests: int) -> int:
+    """One generation per generated function, with the span where it was inserted."""
+    config = load_config(root)
+    generations, spans = [], []
+    for m in range(0, n_tests, PER_MODULE):
+        path = f"gen/mod{m // PER_MODULE}.py"
+        for j, i in enumerate(range(m, min(m + PER_MODULE, n_tests))):
+            start = j * 9  # 7 lines per function + 2 blank lines between
+            gen = Generation(prompt_format="fim", prompt=Prompt(prefix=f"# {path}\n", suffix=""),
+                             completion=function_source(i), model=ModelRef("bench-model"),
+                             insertion=Insertion(path, Range(start, start + 7)))
+            spans.extend(prepare_generation(config, gen))
+            generations.append(gen)
+    store = open_store(config)
+    try:
+        store.add(generations=generations, spans=spans)
+    finally:
+        store.close()
+    return len(generations)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        sys.exit(f"pytest failed to run ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument("--fail-rate", type=float, default=0.1)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--xdist", type=int, default=0, help="also pass -n N")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="redline-bench-") as tmp:
+        root = Path(tmp) / "project"
+        home = Path(tmp) / "home"
+        env = dict(os.environ, REDLINE_HOME=str(home))
+        env.pop("REDLINE", None)
+        os.environ["REDLINE_HOME"] = str(home)
+        failing = generate(root, args.tests, args.fail_rate)
+        n_gen = record_spans(root, args.tests)
+        db = load_config(root).db_path
+        pristine = db.with_name("pristine.sqlite3")
+        shutil.copy(db, pristine)
+
+        base = [sys.executable, "-m", "pytest", "-q", *LEAN]
+        if args.xdist:
+            base += ["-n", str(args.xdist)]
+        off, on = [*base, "-p", "no:redline"], [*base, "--redline"]
+        print(f"{args.tests} tests ({failing} failing) over {n_gen} recorded generations; "
+              f"{args.repeat} interleaved runs each{f', -n {args.xdist}' if args.xdist else ''}")
+        timed(off, root, env)  # warm the file cache and bytecode
+        without, with_ = [], []
+        summary = ""
+        for _ in range(args.repeat):
+            for suffix in ("-wal", "-shm", ""):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            shutil.copy(pristine, db)  # every plugin run records into the same starting queue
+            without.append(timed(off, root, env)[0])
+            elapsed, out = timed(on, root, env)
+            with_.append(elapsed)
+            summary = next((line for line in out.splitlines() if line.startswith("redline:")), "(no summary)")
+        print(f"without plugin: best {min(without):.2f}s  median {statistics.median(without):.2f}s")
+        print(f"with plugin:    best {min(with_):.2f}s  median {statistics.median(with_):.2f}s")
+        print(f"plugin said:    {summary}")
+        print(f"ratio (best):   {min(with_) / min(without):.3f}")
+        print(f"ratio (median): {statistics.median(with_) / statistics.median(without):.3f}")
+
+
+if __name__ == "__main__":
+    main()

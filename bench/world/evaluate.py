@@ -1,0 +1,141 @@
+"""Greedy pass rates of a model (optionally with a LoRA adapter) on a repository's tasks.
+
+- held-out: new tasks that use the repository's changed conventions (the target of learning)
+- unchanged: tasks that touch no changed API (forgetting shows here)
+- teacher ceiling: held-out tasks where a failed first attempt is retried with the attempt and the checker's
+  feedback in context (`HINDSIGHT_TEMPLATE`); an attempt that passed first counts as passed
+
+Usage: `python -m bench.world.evaluate --model bench/world/model [--adapter DIR] [--repos 3] [--seed 0]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.world.hindsight import HINDSIGHT_TEMPLATE, render_feedback
+from bench.world.repos import Repo, check, make_repos
+from bench.world.tasks import Task
+
+_LOADED: dict[tuple[str, str | None], tuple[Any, Any]] = {}
+
+
+def load(model_path: str | Path, adapter_dir: str | Path | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode; the adapter, if any, loaded with peft. Cached by path."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    key = (str(model_path), str(adapter_dir) if adapter_dir else None)
+    if key not in _LOADED:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        tokenizer.padding_side = "left"
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        if adapter_dir:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_dir)
+        model.eval()
+        _LOADED.clear()  # one model at a time: these runs go repo by repo, adapter by adapter
+        _LOADED[key] = (model, tokenizer)
+    return _LOADED[key]
+
+
+def generate(model: Any, tokenizer: Any, contexts: Sequence[str], *, max_new_tokens: int, batch_size: int = 64,
+             temperature: float = 0.0, seed: int = 0) -> list[tuple[str, list[int]]]:
+    """(completion text, completion ids) per context: left-padded batches, greedy unless `temperature` > 0."""
+    import torch
+
+    torch.manual_seed(seed)
+    out: list[tuple[str, list[int]]] = []
+    for start in range(0, len(contexts), batch_size):
+        chunk = list(contexts[start:start + batch_size])
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {
+            "do_sample": False}
+        with torch.inference_mode():
+            ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.eos_token_id, **sampling)
+        for row in ids[:, enc["input_ids"].shape[1]:].tolist():
+            if tokenizer.eos_token_id in row:
+                row = row[: row.index(tokenizer.eos_token_id)]
+            row = [t for t in row if t != tokenizer.pad_token_id]
+            out.append((tokenizer.decode(row, skip_special_tokens=True).rstrip(), row))
+    return out
+
+
+def max_new_tokens(tokenizer: Any, repo: Repo, tasks: Sequence[Task]) -> int:
+    """A tight cap: the longest reference solution, plus room for a few extra tokens."""
+    longest = max(len(tokenizer(repo.solution(t), add_special_tokens=False)["input_ids"]) for t in tasks)
+    return longest + 16
+
+
+def attempts(model_path: str | Path, adapter_dir: str | Path | None, repo: Repo, tasks: Sequence[Task], *,
+             temperature: float = 0.0, seed: int = 0) -> list[tuple[str, list[int]]]:
+    model, tokenizer = load(model_path, adapter_dir)
+    cap = max_new_tokens(tokenizer, repo, tasks)
+    return generate(model, tokenizer, [t.prompt for t in tasks], max_new_tokens=cap, temperature=temperature,
+                    seed=seed)
+
+
+def pass_rate(model_path: str | Path, adapter_dir: str | Path | None, repo: Repo, tasks: Sequence[Task],
+              hindsight: bool = False, template: str = HINDSIGHT_TEMPLATE) -> float:
+    """Fraction of `tasks` whose greedy attempt passes the checker; with `hindsight`, failed attempts get one retry
+    with the attempt and its feedback in context (the teacher ceiling)."""
+    return sum(passes(model_path, adapter_dir, repo, tasks, hindsight=hindsight, template=template)) / len(tasks)
+
+
+def passes(model_path: str | Path, adapter_dir: str | Path | None, repo: Repo, tasks: Sequence[Task], *,
+           hindsight: bool = False, template: str = HINDSIGHT_TEMPLATE) -> list[bool]:
+    first = [code for code, _ in attempts(model_path, adapter_dir, repo, tasks)]
+    results = [check(repo, t, code) for t, code in zip(tasks, first, strict=True)]
+    ok = [r.passed for r in results]
+    if not hindsight:
+        return ok
+    retry = [i for i, r in enumerate(results) if not r.passed]
+    if retry:
+        model, tokenizer = load(model_path, adapter_dir)
+        contexts = [template.format(prompt=tasks[i].prompt, completion=first[i],
+                                    feedback=render_feedback(results[i].findings)) for i in retry]
+        cap = max_new_tokens(tokenizer, repo, tasks)
+        second = generate(model, tokenizer, contexts, max_new_tokens=cap)
+        for i, (code, _) in zip(retry, second, strict=True):
+            ok[i] = check(repo, tasks[i], code).passed
+    return ok
+
+
+def evaluate(model_path: str | Path, adapter_dir: str | Path | None, repo: Repo) -> dict[str, float]:
+    return {
+        "heldout": pass_rate(model_path, adapter_dir, repo, repo.heldout_tasks),
+        "unchanged": pass_rate(model_path, adapter_dir, repo, repo.unchanged_tasks),
+        "teacher_ceiling": pass_rate(model_path, adapter_dir, repo, repo.heldout_tasks, hindsight=True),
+        "train_base": pass_rate(model_path, adapter_dir, repo, repo.train_tasks[:128]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    parser = argparse.ArgumentParser(description="pass rates of a model on the synthetic world's repositories")
+    parser.add_argument("--model", default=str(Path(__file__).parent / "model"))
+    parser.add_argument("--adapter", default=None)
+    parser.add_argument("--repos", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = []
+    for repo in make_repos(args.repos, args.seed):
+        row = {"repo": repo.id, **evaluate(args.model, args.adapter, repo)}
+        print(json.dumps(row), "#", repo.describe(), flush=True)
+        rows.append(row)
+    for key in ("heldout", "unchanged", "teacher_ceiling", "train_base"):
+        print(f"mean {key}: {sum(r[key] for r in rows) / len(rows):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

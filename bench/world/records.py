@@ -1,0 +1,80 @@
+"""Records a repository's tools would produce: the base model's attempts on train tasks plus the checker's feedback,
+as `redline.records` objects and as a JSONL file in Redline's import format.
+
+Each line of the JSONL file: `{"generation": Generation.to_dict(), "feedback": [Feedback.to_dict(), ...]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+from bench.world.checker import CheckResult, Finding
+from bench.world.evaluate import attempts, max_new_tokens
+from bench.world.pretrain import WEIGHTS, sha256_file
+from bench.world.repos import Repo, check
+from redline.records import Feedback, Generation, ModelRef, Prompt, Range
+
+Record = tuple[Generation, list[Feedback]]
+
+
+def feedback_of(result: CheckResult, generation: Generation) -> list[Feedback]:
+    """One `Feedback` per finding; a passing attempt gets one `accept` (usable as an anchor)."""
+    if result.passed:
+        return [Feedback(kind="accept", source="pytest", message="all checks passed", severity="info",
+                         generation_id=generation.id)]
+    lines = generation.completion.split("\n")
+    return [_feedback(f, generation.id, lines) for f in result.findings]
+
+
+def _feedback(f: Finding, generation_id: str, lines: list[str]) -> Feedback:
+    where = None
+    if f.line is not None and 1 <= f.line <= len(lines):
+        where = Range(start_line=f.line - 1, end_line=f.line - 1, start_col=0, end_col=len(lines[f.line - 1]))
+    return Feedback(kind=f.kind, source=f.source, message=f.message, detail=f.detail, severity=f.severity,
+                    rule=f.rule, range=where, generation_id=generation_id, meta={"world": True})
+
+
+def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, temperature: float = 0.0,
+                 adapter_dir: str | Path | None = None) -> list[Record]:
+    """The model's attempts on `n` train tasks of `repo` (drawn with `seed`), checked, as (generation, feedback)."""
+    if n > len(repo.train_tasks):
+        raise ValueError(f"n={n} exceeds the {len(repo.train_tasks)} train tasks of {repo.id}")
+    tasks = random.Random(f"{repo.id}:{seed}").sample(repo.train_tasks, n)
+    outs = attempts(model_path, adapter_dir, repo, tasks, temperature=temperature, seed=seed)
+    model_path = Path(model_path)
+    weights = model_path / WEIGHTS
+    model = ModelRef(id=model_path.name if model_path.name != "model" else "redline-world-tiny",
+                     revision=sha256_file(weights)[:12] if weights.exists() else None)
+    from bench.world.evaluate import load
+
+    cap = max_new_tokens(load(model_path, adapter_dir)[1], repo, tasks)
+    records: list[Record] = []
+    for task, (code, _ids) in zip(tasks, outs, strict=True):
+        gen = Generation(prompt_format="raw", prompt=Prompt(text=task.prompt), completion=code, model=model,
+                         repo_id=repo.id, origin="bench", split="train",
+                         sampling={"temperature": temperature, "max_new_tokens": cap},
+                         meta={"task_id": task.id, "structure": list(task.structure)})
+        records.append((gen, feedback_of(check(repo, task, code), gen)))
+    return records
+
+
+def write_jsonl(records: Iterable[Record], path: str | Path) -> Path:
+    """Write records in Redline's import format, one JSON object per line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for gen, feedback in records:
+            fh.write(json.dumps({"generation": gen.to_dict(), "feedback": [f.to_dict() for f in feedback]}) + "\n")
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[Record]:
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            obj = json.loads(line)
+            out.append((Generation.from_dict(obj["generation"]), [Feedback.from_dict(f) for f in obj["feedback"]]))
+    return out

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Everything a fresh clone needs, in one place: `./dev.sh demo` runs the end-to-end demo, `./dev.sh test` the tests.
+# Set-up (first run, or when pyproject.toml changes): a virtualenv in .venv, the torch==2.13.0 wheel first (the CPU
+# build where one is on disk, so the [train] range is already met and no multi-GB CUDA build is pulled), then
+# redline itself, editable, with its training and test extras.
+set -euo pipefail
+cd "$(dirname "$0")"
+venv="${REDLINE_VENV:-.venv}"
+
+setup() {
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    local stamp="$venv/.redline-installed"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        echo "dev.sh: installing into $venv (first run takes a few minutes)" >&2
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[train,dev]"
+        touch "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    demo) shift; setup; exec "$venv/bin/redline" demo "$@" ;;
+    test) shift; setup; exec "$venv/bin/python" -m pytest -n 2 "$@" ;;
+    setup) setup ;;
+    *) echo "usage: ./dev.sh demo|test|setup [args…]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,99 @@
+"""Reading text out of an open document by client positions, and the per-document state the server keeps.
+
+Positions from the client are in its position units (UTF-16 by default); Python strings index by code point.
+`column_index` converts one column, with a fast path for ASCII lines, so the server can slice span texts without
+building a converted copy of the whole document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsp_server.diagnostics import Finding
+from lsp_server.spans import Pos, TrackedSpan
+from redline.config import Config
+from redline.queue import Store
+
+
+@dataclass(eq=False)
+class Repo:
+    """One repository the server has seen a document of: its config and open queue."""
+
+    config: Config
+    store: Store
+    #: the last `current_adapter` value seen in the queue (None until the first look)
+    adapter_seen: object = None
+    looked: bool = False
+
+
+@dataclass(eq=False)
+class Doc:
+    """An open document the server tracks spans in."""
+
+    uri: str
+    abs_path: Path
+    language: str
+    version: int | None
+    path: str = ""
+    repo: Repo | None = None
+    spans: list[TrackedSpan] = field(default_factory=list)
+    #: the document version at the last save (the buffer is "clean" while `version == saved_version`)
+    saved_version: int | None = None
+    #: diagnostics forwarded by the client, by the key it sent them under
+    forwarded: dict[str, list[Finding]] = field(default_factory=dict)
+    #: generation id → diagnostic feedback recorded for it (for the hints)
+    problems: dict[str, int] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def clean(self) -> bool:
+        return self.version == self.saved_version
+
+
+def column_index(line: str, col: int, units: Callable[[str], int]) -> int:
+    """The Python index of client column `col` in `line` (clamped to the line)."""
+    if col <= 0:
+        return 0
+    if line.isascii():
+        return min(col, len(line))
+    seen = 0
+    for i, ch in enumerate(line):
+        if seen >= col:
+            return i
+        seen += units(ch)
+    return len(line)
+
+
+def offset_of(lines: Sequence[str], pos: Pos, units: Callable[[str], int]) -> int:
+    """Offset in the joined text of `lines` (each keeping its line ending) for client position `pos`."""
+    line_no = min(max(pos[0], 0), len(lines))
+    before = sum(len(line) for line in lines[:line_no])
+    if line_no >= len(lines):
+        return before
+    body = lines[line_no].rstrip("\r\n")
+    return before + column_index(body, pos[1], units)
+
+
+def slice_text(lines: Sequence[str], start: Pos, end: Pos, units: Callable[[str], int]) -> str:
+    """The text between two client positions (clamped to the document)."""
+    if end <= start or start[0] >= len(lines):
+        return ""
+    first = lines[start[0]]
+    a = column_index(first.rstrip("\r\n"), start[1], units)
+    if end[0] == start[0]:
+        return first[a:column_index(first.rstrip("\r\n"), end[1], units)]
+    parts = [first[a:]]
+    parts += lines[start[0] + 1:min(end[0], len(lines))]
+    if end[0] < len(lines):
+        last = lines[end[0]]
+        parts.append(last[:column_index(last.rstrip("\r\n"), end[1], units)])
+    return "".join(parts)
+
+
+def whole_lines(lines: Sequence[str], first: int, stop: int) -> str:
+    """Lines [first, stop) joined: what the queue stores as a span's text, so `locate` can find it again."""
+    return "".join(lines[max(first, 0):max(stop, 0)])

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+
+from redline.errors import ConfigError
+from trainer.config import TrainConfig
+
+
+@pytest.mark.parametrize(("field", "value"), [("method", "rl"), ("alpha", 1.5), ("top_k", -1), ("batch_size", 0),
+                                              ("hindsight", "magic"), ("lr", 0.0), ("max_steps", 0)])
+def test_bad_values_are_named(field: str, value: object) -> None:
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(**{field: value})
+    assert field in str(err.value) and repr(value) in str(err.value)
+
+
+def test_template_needs_prompt_and_feedback() -> None:
+    with pytest.raises(ConfigError, match="template"):
+        TrainConfig(hindsight="template", template="{feedback} only")
+    with pytest.raises(ConfigError, match="template"):
+        TrainConfig(hindsight="template")
+    TrainConfig(hindsight="template", template="# {feedback}\n{prompt}")
+
+
+def test_round_trip_and_unknown_keys(tmp_path) -> None:
+    cfg = TrainConfig(lora_targets=["q_proj", "v_proj"], max_steps=3)
+    assert cfg.lora_targets == ("q_proj", "v_proj")
+    cfg.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == cfg
+    with pytest.raises(ConfigError, match="learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 1e-4})
+    assert TrainConfig.from_dict({"lr": 1e-3}, max_steps=None).lr == 1e-3

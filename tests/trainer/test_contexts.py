@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from conftest import chat_generation, failing, fim_generation, raw_generation
+
+from redline.records import Feedback
+from trainer.config import TrainConfig
+from trainer.contexts import (
+    REPROMPT_FEEDBACK,
+    REPROMPT_SOLVE,
+    build_pair,
+    comment_prefix,
+    encode,
+    render_student,
+    render_teacher,
+    student_prompt_ids,
+)
+from trainer.model import tokenizer_fingerprint
+
+CASES = {
+    "chat": (chat_generation, TrainConfig(hindsight="chat")),
+    "fim": (fim_generation, TrainConfig(hindsight="fim")),
+    "template": (raw_generation, TrainConfig(hindsight="template", template="# {feedback}\n{prompt}")),
+    "auto-raw": (raw_generation, TrainConfig()),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_completion_ids_identical_in_student_and_teacher(tiny_tokenizer, case: str) -> None:
+    make, cfg = CASES[case]
+    g = make()
+    pair = build_pair(tiny_tokenizer, 0, g, failing(g), cfg)
+    assert pair is not None
+    # the scored ids are one list spliced after both prompts, equal to the completion tokenized once
+    expected = [*encode(tiny_tokenizer, g.completion, False), tiny_tokenizer.eos_token_id]
+    assert pair.completion_ids == expected
+    student = pair.student_ids + pair.completion_ids
+    teacher = pair.teacher_ids + pair.completion_ids
+    n = len(pair.completion_ids)
+    assert student[-n:] == teacher[-n:] == expected
+    assert pair.student_ids == student_prompt_ids(tiny_tokenizer, g)
+    assert pair.teacher_ids != pair.student_ids
+    assert "add(1, 2) returned -1" in tiny_tokenizer.decode(pair.teacher_ids)
+    assert "add(1, 2) returned -1" not in tiny_tokenizer.decode(pair.student_ids)  # no leakage into the student
+
+
+def test_recorded_token_ids_are_reused_when_tokenizer_matches(tiny_tokenizer) -> None:
+    g = raw_generation()
+    g.token_ids = [5, 6, 7]
+    g.token_logprobs = [-1.0, -2.0, -3.0]
+    g.tokenizer_fingerprint = tokenizer_fingerprint(tiny_tokenizer)
+    pair = build_pair(tiny_tokenizer, 0, g, failing(g), TrainConfig(), fingerprint=g.tokenizer_fingerprint)
+    assert pair.completion_ids == [5, 6, 7] and pair.old_logprobs == [-1.0, -2.0, -3.0]
+    other = build_pair(tiny_tokenizer, 0, g, failing(g), TrainConfig(), fingerprint="different")
+    assert other.completion_ids != [5, 6, 7] and other.old_logprobs is None
+
+
+def test_chat_teacher_adds_sdpo_reprompt_turn(tiny_tokenizer) -> None:
+    g = chat_generation()
+    student, _ = render_student(tiny_tokenizer, g)
+    teacher, _ = render_teacher(tiny_tokenizer, g, "- test failed: x", TrainConfig())
+    assert student.endswith("<|assistant|>\n") and teacher.endswith("<|assistant|>\n")
+    assert teacher.count("<|user|>") == 2
+    assert REPROMPT_FEEDBACK in teacher and REPROMPT_SOLVE in teacher
+    assert g.completion not in teacher  # the attempt is scored, never pasted
+
+
+def test_fim_feedback_is_a_comment_block_above_the_cursor_line(tiny_tokenizer) -> None:
+    g = fim_generation()
+    teacher, _ = render_teacher(tiny_tokenizer, g, "- test failed: wrong sign", TrainConfig())
+    assert teacher.startswith("<fim_prefix>") and "<fim_suffix>" in teacher and teacher.endswith("<fim_middle>")
+    assert "    # - test failed: wrong sign\n    # Write it correctly.\n    return <fim_suffix>" in teacher
+    assert comment_prefix("a/b.ts") == "//" and comment_prefix("x.sql") == "--" and comment_prefix("noext") == "#"
+
+
+def test_truncation_cuts_feedback_then_old_prompt_never_completion(tiny_tokenizer) -> None:
+    g = raw_generation()
+    g.prompt.text = "import os\n" * 40 + g.prompt.text
+    long_fb = [Feedback(kind="review", source="human", message="please fix " * 300, generation_id=g.id)]
+    cfg = TrainConfig(max_length=64, max_feedback_chars=5000)
+    pair = build_pair(tiny_tokenizer, 0, g, long_fb, cfg)
+    assert pair is not None and pair.truncated
+    assert len(pair.student_ids) + len(pair.completion_ids) <= 64
+    assert len(pair.teacher_ids) + len(pair.completion_ids) <= 64
+    assert pair.completion_ids == [*encode(tiny_tokenizer, g.completion, False), tiny_tokenizer.eos_token_id]
+    assert pair.student_ids[0] == tiny_tokenizer.bos_token_id
+
+
+def test_no_feedback_trains_nothing_unless_anchor(tiny_tokenizer) -> None:
+    g = raw_generation()
+    accept = [Feedback(kind="accept", source="editor", generation_id=g.id)]
+    assert build_pair(tiny_tokenizer, 0, g, [], TrainConfig()) is None
+    assert build_pair(tiny_tokenizer, 0, g, accept, TrainConfig()) is None
+    anchor = build_pair(tiny_tokenizer, 0, g, accept, TrainConfig(use_passed_anchors=True))
+    assert anchor is not None and anchor.anchor and anchor.teacher_ids == anchor.student_ids

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import chat_generation, failing, fim_generation, raw_generation
+from safetensors.torch import load_file
+
+from redline.records import Feedback
+from trainer.api import TrainConfig, TrainingExample, generate, load_for_inference, train_adapter
+from trainer.contexts import build_pair
+from trainer.errors import TrainError
+from trainer.loop import _off_policy_weights, distill_loss
+from trainer.model import attach_lora, load_base, lora_targets
+
+
+def examples(n: int = 8) -> list[TrainingExample]:
+    gens = [raw_generation(i) for i in range(n)]
+    return [TrainingExample(g, failing(g)) for g in gens]
+
+
+def test_lora_targets_are_attention_and_mlp(tiny_model: Path) -> None:
+    model, _ = load_base(tiny_model)
+    assert lora_targets(model) == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+
+
+def test_only_lora_parameters_receive_gradients(tiny_model: Path) -> None:
+    base, tok = load_base(tiny_model)
+    model = attach_lora(base, TrainConfig())
+    cfg = TrainConfig()
+    pairs = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(examples(4))]
+    loss, _kl, _n = distill_loss(model, pairs, cfg, tok.pad_token_id, None)
+    loss.backward()
+    with_grad = {name for name, p in model.named_parameters() if p.grad is not None}
+    assert with_grad and all("lora_" in name for name in with_grad)
+    assert any(p.grad.abs().sum() > 0 for name, p in model.named_parameters() if "lora_B" in name)
+    assert all(p.grad is None for name, p in model.named_parameters() if "lora_" not in name)
+
+
+def test_loss_is_zero_when_teacher_sees_the_student_context(tiny_model: Path) -> None:
+    base, tok = load_base(tiny_model)
+    model = attach_lora(base, TrainConfig())
+    for top_k in (0, 20):
+        cfg = TrainConfig(top_k=top_k)
+        pairs = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(examples(4))]
+        for p in pairs:
+            p.teacher_ids = list(p.student_ids)
+        loss, _, _ = distill_loss(model, pairs, cfg, tok.pad_token_id, None)
+        assert abs(loss.item()) < 1e-6
+        pairs_fb = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(examples(4))]
+        assert distill_loss(model, pairs_fb, cfg, tok.pad_token_id, None)[0].item() > 1e-4
+
+
+def test_off_policy_records_get_clipped_importance_weights(tiny_tokenizer) -> None:
+    g = raw_generation()
+    g.adapter_version = "v0001"
+    cfg = TrainConfig()
+    pair = build_pair(tiny_tokenizer, 0, g, failing(g), cfg)
+    n = len(pair.completion_ids)
+    pair.old_logprobs = [-50.0] * n  # the old policy found these very unlikely → ratio huge → clipped at 2
+    s_tok = torch.zeros(n, 30)
+    ids = torch.tensor(pair.completion_ids).clamp(max=29)
+    mask = torch.ones(1, n, dtype=torch.bool)
+    w = _off_policy_weights([pair], s_tok, ids, mask, cfg, parent_version=None)
+    assert torch.allclose(w, torch.full((n,), 2.0))
+    assert _off_policy_weights([pair], s_tok, ids, mask, cfg, parent_version="v0001") is None
+
+
+def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp_path: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    exs = [*examples(6), TrainingExample(chat_generation(), failing(chat_generation())),
+           TrainingExample(fim_generation(), failing(fim_generation()))]
+    out = tmp_path / "adapter"
+    result = train_adapter(tiny_model, exs, out, TrainConfig(max_steps=12, lr=5e-3, batch_size=4), progress=False)
+    assert result.steps == 12 and result.pairs == 8 and result.tokens > 0
+    assert result.metrics["loss_last"] < result.metrics["loss_first"]
+    assert {"adapter_config.json", "adapter_model.safetensors", "redline.json", "train_config.json"} <= {
+        p.name for p in out.iterdir()}
+    assert not (out / "checkpoints").exists()
+    meta = json.loads((out / "redline.json").read_text())
+    assert meta["method"] == "self-distill" and len(meta["records"]) == 8 and meta["tokenizer_fingerprint"]
+    assert meta["base_model"]["id"] == str(tiny_model) and "hindsight" in meta["metrics"]["metrics"]
+    assert all("lora_" in k for k in load_file(str(out / "adapter_model.safetensors")))
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model), local_files_only=True)
+    plain = PeftModel.from_pretrained(base, str(out))
+    x = torch.tensor([[1, 20, 30, 40]])
+    with torch.no_grad():
+        adapted = plain(input_ids=x).logits
+        with plain.disable_adapter():
+            original = plain(input_ids=x).logits
+    assert not torch.allclose(adapted, original)
+
+    model, tok = load_for_inference(tiny_model, out)
+    texts = generate(model, tok, exs[0].generation, max_new_tokens=5, greedy=False, n=3)
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    assert generate(model, tok, "def f(a):\n", max_new_tokens=4) == generate(model, tok, "def f(a):\n",
+                                                                             max_new_tokens=4)
+
+
+def test_records_without_feedback_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    g = raw_generation()
+    with pytest.raises(TrainError, match="anything to train"):
+        train_adapter(tiny_model, [TrainingExample(g, [])], tmp_path / "a", TrainConfig(max_steps=1),
+                      progress=False)
+
+
+def test_baselines(tiny_model: Path, tmp_path: Path) -> None:
+    exs = examples(4)
+    g = exs[0].generation
+    exs[0].feedback.append(Feedback(kind="edit", source="human", correction="    return a * b\n",
+                                    generation_id=g.id))
+    r = train_adapter(tiny_model, exs, tmp_path / "edit", TrainConfig(method="sft-edit", max_steps=2),
+                      progress=False)
+    assert r.pairs == 1 and (tmp_path / "edit" / "adapter_model.safetensors").exists()
+    cfg = TrainConfig(method="sft-revision", max_steps=2, revision_max_new_tokens=6)
+    assert train_adapter(tiny_model, exs[:2], tmp_path / "rev", cfg, progress=False).pairs == 2
+    with pytest.raises(TrainError, match="checker"):
+        train_adapter(tiny_model, exs, tmp_path / "s", TrainConfig(method="scalar"), progress=False)
+    cfg = TrainConfig(method="scalar", max_steps=2, scalar_k=2, revision_max_new_tokens=6)
+    seen = []
+    r = train_adapter(tiny_model, exs[:2], tmp_path / "scalar", cfg, progress=False,
+                      checker=lambda ex, text: seen.append(text) or len(seen) % 2 == 0)
+    assert len(seen) == 4 and r.pairs == 2
