@@ -7,11 +7,12 @@ nothing — and with a comment `# feedback: - test failed: use *` the operator f
 self-distillation with each α trains a LoRA on 60 names per operator and we measure, on 40 held-out names per
 operator: greedy pass rate, and forward KL to the hindsight teacher. Same seed, steps and learning rate for all α.
 
-    python bench/alpha_sweep.py            # ~3-5 minutes on 2 CPU cores
+    python bench/alpha_sweep.py --steps 12 --cache /tmp/alpha-world   # ~3-5 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import sys
@@ -91,11 +92,19 @@ def pass_rate(model, tok, ks: range) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=12, help="LoRA steps per alpha (small, to see learning speed)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--alphas", default="0,0.25,0.5,0.75,1", help="comma-separated values to try")
+    ap.add_argument("--cache", type=Path, help="keep the pretrained world model here and reuse it")
+    args = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp())
-    path = build_tiny_model(work / "base", init_range=0.02, hidden=64, layers=2)
-    pretrain(path, steps=300, seed=0)
+    path = (args.cache or work) / "base"
+    if not (path / "config.json").exists():
+        build_tiny_model(path, init_range=0.02, hidden=64, layers=2)
+        pretrain(path, steps=300, seed=0)
     model, tok = load_for_inference(path)
     train = records(model, tok, range(0, 60), seed=1)
     heldout = records(model, tok, range(60, 100), seed=2)
@@ -105,8 +114,8 @@ def main() -> None:
     from trainer.gate import evaluate_gate
 
     rows = []
-    for alpha in (0.0, 0.5, 1.0):
-        cfg = TrainConfig(alpha=alpha, hindsight="template", template=TEMPLATE, max_steps=60, lr=2e-3,
+    for alpha in [float(a) for a in args.alphas.split(",")]:
+        cfg = TrainConfig(alpha=alpha, hindsight="template", template=TEMPLATE, max_steps=args.steps, lr=args.lr,
                           batch_size=8, top_k=20, seed=0)
         out = work / f"alpha-{alpha}"
         result = train_adapter(path, [e for e in train if e.feedback], out, cfg, progress=False)

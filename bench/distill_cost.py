@@ -46,7 +46,7 @@ def child(args: argparse.Namespace) -> dict[str, float]:
     n_params = sum(p.numel() for p in model.parameters())
     model.requires_grad_(False)
     top_k = 0 if args.variant == "distill-full" else args.top_k
-    tcfg = TrainConfig(top_k=top_k, lora_r=16, alpha=0.5)
+    tcfg = TrainConfig(top_k=top_k, lora_r=16)  # the default alpha
     model = attach_lora(model, tcfg)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)

@@ -20,15 +20,25 @@ from redline.records import Feedback, Range
 MAX_DETAIL_CHARS = 20_000
 
 
-def failures_to_feedback(store: Store, repo_root: Path, rootpath: Path, failures: list[dict[str, Any]], *,
-                         max_blame_files: int = 50) -> tuple[list[Feedback], dict[str, str]]:
-    """Feedback for each failure, and the file texts read while attributing them (for `record_feedback`)."""
-    finder = SpanFinder(store, repo_root)
-    hints = BlameHints(repo_root)
-    out = []
-    for failure in failures:
-        locations = _locations(repo_root, rootpath, failure)
-        found = finder.find(locations)
+class FailureFeedback:
+    """Builds feedback from failures one at a time, reading each file and re-anchoring its spans once per run."""
+
+    def __init__(self, store: Store, repo_root: Path, rootpath: Path, *, blame_files: int = 0) -> None:
+        self.repo_root = repo_root
+        self.rootpath = rootpath
+        self.blame_files = blame_files
+        self.finder = SpanFinder(store, repo_root)
+        self.hints = BlameHints(repo_root)
+        self._places: dict[str, str | None] = {}
+
+    @property
+    def file_texts(self) -> dict[str, str]:
+        """The files read so far (repo-relative path → text), for `record_feedback`."""
+        return {p: t for p, t in self.finder.texts.items() if t is not None}
+
+    def feedback(self, failure: dict[str, Any]) -> Feedback:
+        locations = _locations(self.repo_root, self.rootpath, failure, self._places)
+        found = self.finder.find(locations)
         annotation = failure.get("annotation") or {}
         meta: dict[str, Any] = {
             "when": failure.get("when"),
@@ -36,7 +46,9 @@ def failures_to_feedback(store: Store, repo_root: Path, rootpath: Path, failures
             "exc_type": annotation.get("exc_type"),
             "frames": [[p, line] for p, line in locations],
         }
-        path, line, generation_id = (locations[0] if locations else (None, None)) + (None,)
+        path: str | None = locations[0][0] if locations else None
+        line: int | None = locations[0][1] if locations else None
+        generation_id: str | None = None
         if found is not None:
             match, path, line = found
             generation_id = match.generation_id
@@ -46,21 +58,32 @@ def failures_to_feedback(store: Store, repo_root: Path, rootpath: Path, failures
                       detail=_clip(str(failure.get("detail") or "")) or None, path=path,
                       range=Range(line, line + 1) if path is not None and line is not None else None,
                       rule=str(failure.get("nodeid") or "") or None, generation_id=generation_id, meta=meta)
-        if generation_id is None and fb.path and fb.range and hints.files_blamed < max_blame_files:
-            hint = hints.hint(fb.path, fb.range.start_line)
+        if generation_id is None and fb.path and fb.range and self.hints.files_blamed < self.blame_files:
+            hint = self.hints.hint(fb.path, fb.range.start_line)
             if hint is not None:
                 fb.meta["generated_hint"] = hint
-        out.append(fb)
-    texts = {p: t for p, t in finder.texts.items() if t is not None}
-    return out, texts
+        return fb
 
 
-def _locations(repo_root: Path, rootpath: Path, failure: dict[str, Any]) -> list[tuple[str, int]]:
+def failures_to_feedback(store: Store, repo_root: Path, rootpath: Path, failures: list[dict[str, Any]], *,
+                         blame_files: int = 0) -> tuple[list[Feedback], dict[str, str]]:
+    """Feedback for each failure, and the file texts read while attributing them (for `record_feedback`).
+
+    With `blame_files`, up to that many files are asked `git blame` for AI-commit hints on unattributed failures.
+    """
+    builder = FailureFeedback(store, repo_root, rootpath, blame_files=blame_files)
+    return [builder.feedback(f) for f in failures], builder.file_texts
+
+
+def _locations(repo_root: Path, rootpath: Path, failure: dict[str, Any],
+               places: dict[str, str | None]) -> list[tuple[str, int]]:
     """Repo-relative (path, 0-based line) of each project frame, innermost first, then the test's own line."""
     seen: list[tuple[str, int]] = []
     frames = (failure.get("annotation") or {}).get("frames") or []
     for frame in frames:
-        rel = repo_relative(repo_root, frame[0])
+        if frame[0] not in places:
+            places[frame[0]] = repo_relative(repo_root, frame[0])
+        rel = places[frame[0]]
         if rel is not None and (rel, frame[1]) not in seen:
             seen.append((rel, int(frame[1])))
     location = failure.get("location") or []

@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redline.attribution import Match, attribute, read_text
+from redline.attribution import Match, locate, read_text
 from redline.queue.store import Store
-from redline.records import Feedback
+from redline.records import Feedback, Span
 
 #: (pattern on a Co-authored-by line or author, agent name)
 AGENT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -47,26 +47,46 @@ def agent_of_commit(author: str, message: str) -> str | None:
     return None
 
 
+_CONFIDENCE_ORDER = {"exact": 0, "reanchored": 1, "fuzzy": 2}
+
+
 @dataclass
 class SpanFinder:
-    """Attributes (path, line) locations to generations, reading each file once per run."""
+    """Attributes (path, line) locations to generations. Each file is read, and each of its spans re-anchored in
+    it (`redline.attribution.locate`, the rule `attribute` applies), once per run however many failures point
+    into it."""
 
     store: Store
     repo_root: Path
     texts: dict[str, str | None] = field(default_factory=dict)
+    _anchored: dict[str, list[Match]] = field(default_factory=dict)
 
     def find(self, locations: Iterable[tuple[str, int]]) -> tuple[Match, str, int] | None:
         """The first location (repo-relative path, 0-based line) a generation's span covers, best match first."""
         for path, line in locations:
+            covering = [m for m in self.anchored(path) if m.span.range.overlaps_lines(line, line)]
+            if covering:
+                best = min(covering, key=lambda m: (_CONFIDENCE_ORDER[m.confidence],
+                                                    m.span.range.end_line - m.span.range.start_line))
+                return best, path, line
+        return None
+
+    def anchored(self, path: str) -> list[Match]:
+        """Every live span of `path` where it stands in the current file (spans no longer found are left out)."""
+        if path not in self._anchored:
             if path not in self.texts:
                 self.texts[path] = read_text(self.repo_root / path)
             text = self.texts[path]
-            if text is None:
-                continue
-            matches = attribute(self.store, path, line, line, file_text=text)
-            if matches:
-                return matches[0], path, line
-        return None
+            found = []
+            if text is not None:
+                for span in self.store.spans_for_path(path):
+                    where = None if span.state == "deleted" else locate(span.text, text, span.range.start_line)
+                    if where is not None:
+                        moved = Span(span.generation_id, span.path, where[0], span.text, span.state, span.commit,
+                                     span.updated_at)
+                        found.append(Match(span.generation_id, moved, where[1]))
+            self._anchored[path] = found
+        return self._anchored[path]
 
 
 class BlameHints:
@@ -100,10 +120,17 @@ class BlameHints:
     def _run_blame(self, path: str) -> dict[int, str]:
         out = _git(self.repo_root, "blame", "--porcelain", "--", path)
         lines: dict[int, str] = {}
+        boundary: set[str] = set()
+        sha = ""
         for raw in out.splitlines():
             head = re.match(r"^([0-9a-f]{40}) \d+ (\d+)", raw)
             if head:
-                lines[int(head.group(2))] = head.group(1)
+                sha = head.group(1)
+                lines[int(head.group(2))] = sha
+            elif raw == "boundary":
+                boundary.add(sha)
+        # a boundary commit (the bottom of a shallow clone) only seems to have written every line below it
+        lines = {n: s for n, s in lines.items() if s not in boundary}
         new = [s for s in set(lines.values()) if s not in self._agents and s != "0" * 40]
         if new:
             bodies = _git(self.repo_root, "show", "-s", "--format=%H%x1f%an%x1f%B%x1e", *new)

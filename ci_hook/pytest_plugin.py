@@ -2,8 +2,10 @@
 
 Off unless asked (`--redline`, ini `redline = true`, or `REDLINE=1`). Where the exception is at hand (each
 xdist worker, or the single process) a report of a failure is annotated with its traceback frames and assertion
-text; the controller alone collects reports and writes them to the queue once, at session end. Redline never
-fails or slows a run: anything going wrong on our side becomes one warning line and the run goes on.
+text; the controller alone collects them and hands each to a sidecar process (`ci_hook.sidecar`) that
+attributes and queues it on another core while the tests run, so the end of the run waits only for the last
+batch. Without the sidecar the controller writes them itself at the end. Redline never fails or slows a run:
+anything going wrong on our side becomes one warning line and the run goes on.
 
 This module is imported by every pytest run in an environment where Redline is installed, so it imports nothing
 beyond pytest until the plugin is switched on.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -22,7 +25,9 @@ import pytest
 REPORT_ATTR = "redline"
 #: frames kept per failure (innermost first); deep recursion would only bloat the report
 MAX_FRAMES = 40
-#: files `git blame` is asked about at session end, at most
+#: how long the end of the run may wait for the queue writer (the queue's own lock timeout is 30 s)
+WRITER_TIMEOUT_S = 60
+#: files `git blame` is asked about at session end, at most, when `redline_blame` is on
 MAX_BLAME_FILES = 50
 _TRUE = ("1", "true", "yes", "on")
 
@@ -33,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="record failures in this repo's Redline queue (also: ini `redline = true`, REDLINE=1)")
     group.addoption("--no-redline", action="store_false", dest="redline", help="do not record failures")
     parser.addini("redline", type="bool", default=False, help="record failures in this repo's Redline queue")
+    parser.addini("redline_blame", type="bool", default=False,
+                  help="mark unattributed failures on lines an AI-trailer commit wrote (runs git blame at the end)")
 
 
 def enabled(config: pytest.Config) -> bool:
@@ -75,17 +82,19 @@ class Annotator:
         return report
 
     def annotate(self, excinfo: pytest.ExceptionInfo[BaseException]) -> dict[str, Any]:
+        """Project frames (absolute path, 0-based line, function), innermost first, from the raw traceback."""
         frames: list[list[Any]] = []
-        for entry in reversed(excinfo.traceback):
-            path = str(entry.path)
-            if not path or path.startswith("<") or path.startswith(self._skip) or path.startswith(self._pytest_dirs):
-                continue
-            frames.append([path, int(entry.lineno), str(entry.name)])
-            if len(frames) >= MAX_FRAMES:
-                break
+        tb: TracebackType | None = excinfo.tb
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            path = code.co_filename
+            if not (path.startswith("<") or path.startswith(self._skip) or path.startswith(self._pytest_dirs)):
+                frames.append([path, tb.tb_lineno - 1, code.co_name])
+            tb = tb.tb_next
+        frames.reverse()
         value = excinfo.value
         assertion = _safe_str(value) if isinstance(value, AssertionError) else None
-        return {"frames": frames, "assertion": assertion, "exc_type": type(value).__name__}
+        return {"frames": frames[:MAX_FRAMES], "assertion": assertion, "exc_type": type(value).__name__}
 
 
 class Recorder:
@@ -93,9 +102,11 @@ class Recorder:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.rootpath = Path(str(config.rootpath))
+        self.blame_files = MAX_BLAME_FILES if config.getini("redline_blame") else 0
+        self.sidecar: Any = None
         self.failures: list[dict[str, Any]] = []
         self.recorded = 0
-        self.new = 0
         self.generations = 0
         self.unattributed = 0
         self.problem: str | None = None
@@ -111,55 +122,115 @@ class Recorder:
     def _keep(self, report: pytest.TestReport | pytest.CollectReport) -> None:
         try:
             crash = getattr(report.longrepr, "reprcrash", None)
-            self.failures.append({
+            failure = {
                 "nodeid": report.nodeid,
                 "when": getattr(report, "when", "collect"),
                 "location": list(getattr(report, "location", None) or []),
                 "message": _safe_str(getattr(crash, "message", "")) or report.head_line or report.nodeid,
                 "detail": report.longreprtext,
                 "annotation": getattr(report, REPORT_ATTR, None) or {},
-            })
+            }
         except Exception as exc:
             self.problem = self.problem or f"could not read a failure report ({_safe_str(exc)})"
+            return
+        self.failures.append(failure)
+        if self.sidecar is not None:
+            import json
+
+            try:
+                self.sidecar.stdin.write(json.dumps(failure, default=str).encode() + b"\n")
+                self.sidecar.stdin.flush()
+            except (OSError, ValueError):  # it died: everything is written in-process at the end instead
+                _stop(self.sidecar)
+                self.sidecar = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        import subprocess
+
+        try:
+            self.sidecar = subprocess.Popen(sidecar_command(self.rootpath, self.blame_files), stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError:
+            self.sidecar = None  # written in-process at the end instead
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        proc, self.sidecar = self.sidecar, None
         if not self.failures:
+            _stop(proc)
             return
         try:
-            self._write(Path(str(self.config.rootpath)))
+            result = self._from_sidecar(proc) if proc is not None else None
+            if result is None:
+                from ci_hook.sidecar import record
+
+                result = record(self.rootpath, self.failures, blame_files=self.blame_files)
         except Exception as exc:  # a broken queue must never fail the run
-            self.problem = _safe_str(exc).splitlines()[0] if _safe_str(exc) else type(exc).__name__
+            text = _safe_str(exc).strip()
+            result = {"problem": text.splitlines()[0] if text else type(exc).__name__}
+        if "problem" in result:
+            self.problem = str(result["problem"])
+        else:
+            self.recorded, self.generations = int(result["recorded"]), int(result["generations"])
+            self.unattributed = int(result["unattributed"])
 
-    def _write(self, rootpath: Path) -> None:
-        from ci_hook.failures import failures_to_feedback
-        from redline.config import load_config
-        from redline.ledger import record_feedback
-        from redline.queue import open_store
+    def _from_sidecar(self, proc: Any) -> dict[str, Any] | None:
+        """The sidecar's answer once it has written the last batch; None when it died without one."""
+        import json
+        import subprocess
 
-        config = load_config(rootpath)
-        store = open_store(config)
         try:
-            feedback, texts = failures_to_feedback(store, config.repo_root, rootpath, self.failures,
-                                                   max_blame_files=MAX_BLAME_FILES)
-            added = record_feedback(store, config, feedback, file_texts=texts)
-        finally:
-            store.close()
-        self.recorded = len(feedback)
-        self.new = added.feedback
-        attributed = {fb.generation_id for fb in feedback if fb.generation_id}
-        self.generations = len(attributed)
-        self.unattributed = sum(1 for fb in feedback if not fb.generation_id)
+            out, _ = proc.communicate(timeout=WRITER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            return {"problem": f"the queue writer did not finish within {WRITER_TIMEOUT_S} s"}
+        except OSError:
+            _stop(proc)
+            return None
+        lines = out.decode("utf-8", "replace").strip().splitlines()
+        try:
+            result = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            return None
+        return result if isinstance(result, dict) else None
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        _stop(self.sidecar)
+        self.sidecar = None
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.problem:
-            terminalreporter.write_line(f"redline: warning: failures not recorded: {self.problem}"
+            what = "some failures" if self.recorded else "failures"
+            terminalreporter.write_line(f"redline: warning: {what} not recorded: {self.problem}"
                                         " (the test run is unaffected)", yellow=True)
-            return
+            if not self.recorded:
+                return
         line = f"redline: {self.recorded} failures recorded against {self.generations} generations"
         if self.unattributed:
             line += f" ({self.unattributed} unattributed)"
         terminalreporter.write_line(line)
+
+
+def sidecar_command(rootpath: Path, blame_files: int) -> list[str]:
+    return [sys.executable, "-m", "ci_hook.sidecar", str(rootpath), str(blame_files)]
+
+
+def _stop(proc: Any) -> None:
+    """Kill the sidecar if it still runs and release its pipes; never raises."""
+    if proc is None:
+        return
+    try:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    except OSError:
+        pass
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:  # unflushed bytes to a dead process
+            pass
 
 
 def _safe_str(value: object) -> str:

@@ -1,19 +1,20 @@
-"""Reading text out of an open document by client positions, and the per-document state the server keeps.
+"""Open documents: their text as a list of lines, reading it by client positions, and the server's state for each.
 
 Positions from the client are in its position units (UTF-16 by default); Python strings index by code point.
-`column_index` converts one column, with a fast path for ASCII lines, so the server can slice span texts without
-building a converted copy of the whole document.
+`column_index` converts one column, with a fast path for ASCII lines. `LineBuffer` applies an incremental change
+by splicing only the lines it touches, so a keystroke costs the same on a 10-line file and a 50,000-line one
+(pygls's own document rebuilds the whole text on every change).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsp_server.diagnostics import Finding
-from lsp_server.spans import Pos, TrackedSpan
+from lsp_server.spans import Pos, SpanIndex, TrackedSpan
 from redline.config import Config
 from redline.queue import Store
 
@@ -29,6 +30,48 @@ class Repo:
     looked: bool = False
 
 
+class LineBuffer:
+    """A document's text as lines (each keeping its line ending); `source` is joined on demand and cached."""
+
+    __slots__ = ("_source", "lines")
+
+    def __init__(self, text: str) -> None:
+        self.lines: list[str] = text.splitlines(keepends=True)
+        self._source: str | None = text
+
+    @property
+    def source(self) -> str:
+        if self._source is None:
+            self._source = "".join(self.lines)
+        return self._source
+
+    def replace(self, text: str) -> None:
+        self.lines = text.splitlines(keepends=True)
+        self._source = text
+
+    def apply(self, start: Pos, end: Pos, text: str, units: Callable[[str], int]) -> None:
+        """Replace the text between two client positions (clamped to the document) with `text`."""
+        lines = self.lines
+        self._source = None
+        if end < start:
+            end = start
+        if not lines:
+            self.lines = text.splitlines(keepends=True)
+            return
+        if start[0] >= len(lines):  # at the very end
+            first_no, a = len(lines) - 1, len(lines[-1])
+        else:
+            first_no = start[0]
+            a = column_index(lines[first_no].rstrip("\r\n"), start[1], units)
+        if end[0] >= len(lines):
+            last_no, b = len(lines) - 1, len(lines[-1])
+        else:
+            last_no = end[0]
+            b = column_index(lines[last_no].rstrip("\r\n"), end[1], units)
+        merged = lines[first_no][:a] + text + lines[last_no][b:]
+        lines[first_no:last_no + 1] = merged.splitlines(keepends=True)
+
+
 @dataclass(eq=False)
 class Doc:
     """An open document the server tracks spans in."""
@@ -37,9 +80,10 @@ class Doc:
     abs_path: Path
     language: str
     version: int | None
+    buffer: LineBuffer
     path: str = ""
     repo: Repo | None = None
-    spans: list[TrackedSpan] = field(default_factory=list)
+    index: SpanIndex = field(default_factory=SpanIndex)
     #: the document version at the last save (the buffer is "clean" while `version == saved_version`)
     saved_version: int | None = None
     #: diagnostics forwarded by the client, by the key it sent them under
@@ -48,6 +92,14 @@ class Doc:
     problems: dict[str, int] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def spans(self) -> tuple[TrackedSpan, ...]:
+        return self.index.all()
+
+    @spans.setter
+    def spans(self, spans: Iterable[TrackedSpan]) -> None:
+        self.index.set(spans)
 
     @property
     def clean(self) -> bool:

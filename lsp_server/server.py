@@ -31,15 +31,15 @@ from typing import Any, TypeVar
 from lsprotocol import types
 from pygls.exceptions import FeatureRequestError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
 from lsp_server import actions
 from lsp_server.diagnostics import diagnostic_feedback, findings_from_lsp, language_for, run_checkers
-from lsp_server.documents import Doc, Repo, offset_of, slice_text, whole_lines
+from lsp_server.documents import Doc, LineBuffer, Repo, offset_of, slice_text, whole_lines
 from lsp_server.settings import Settings, settings_from_options
 from lsp_server.spans import (
     TrackedSpan,
-    apply_change,
     edit_feedback,
     edit_ready,
     end_of_insert,
@@ -50,6 +50,7 @@ from lsp_server.spans import (
     reanchor,
     schedule,
 )
+from lsp_server.status import read_status
 from redline.attribution import locate, repo_relative
 from redline.config import find_repo_root, load_config
 from redline.errors import RedlineError
@@ -66,11 +67,27 @@ VERSION = "0.1.0"
 READY_TIMEOUT_S = 30.0
 
 
+class RedlineProtocol(LanguageServerProtocol):
+    """pygls's protocol, except that changes go to Redline's own line buffers (splicing the touched lines, where
+    pygls rebuilds the whole text per change). Changes to documents Redline does not track (binary, too large,
+    outside a repository) are dropped: nothing reads them, and a 10 MB line then costs nothing per keystroke."""
+
+    redline: RedlineServer
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        self.redline.did_change(params)
+
+
 class RedlineServer(LanguageServer):
     """State: settings, open documents, repos (config + queue), the clock, and the worker pools."""
 
+    protocol: RedlineProtocol
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__("redline", VERSION, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__("redline", VERSION, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         protocol_cls=RedlineProtocol)
+        self.protocol.redline = self
         self.settings = Settings()
         self.docs: dict[str, Doc] = {}
         self.repos: dict[Path, Repo] = {}
@@ -93,14 +110,11 @@ class RedlineServer(LanguageServer):
         self._manual_now += seconds
         return self._manual_now
 
-    @property
-    def settle_seconds(self) -> float:
-        return 30.0 if self.settings.settle_seconds is None else self.settings.settle_seconds
-
     def settle_for(self, doc: Doc) -> float:
-        if self.settings.settle_seconds is not None or doc.repo is None:
-            return self.settle_seconds
-        return doc.repo.config.settle_seconds
+        """The editor's `settleSeconds` if set, else the repo config's `settle_seconds`."""
+        if self.settings.settle_seconds is not None:
+            return self.settings.settle_seconds
+        return doc.repo.config.settle_seconds if doc.repo else 30.0
 
     async def in_store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run queue work on the single store thread (writes stay ordered; the event loop never waits on SQLite)."""
@@ -158,12 +172,9 @@ class RedlineServer(LanguageServer):
 
     # -- documents ---------------------------------------------------------------------------------------------
 
-    def doc_lines(self, uri: str) -> tuple[str, ...]:
-        return tuple(self.workspace.get_text_document(uri).lines)
-
     def refresh_texts(self, doc: Doc, spans: list[TrackedSpan] | None = None) -> tuple[str, ...]:
-        """Read the current text of `spans` (default: all) from the document; returns its lines."""
-        lines = self.doc_lines(doc.uri)
+        """Read the current text of `spans` (default: all) from the document; returns a snapshot of its lines."""
+        lines = tuple(doc.buffer.lines)
         for span in doc.spans if spans is None else spans:
             span.text = "" if span.state == "deleted" else slice_text(lines, span.start, span.end, self.units)
         return lines
@@ -188,7 +199,7 @@ class RedlineServer(LanguageServer):
             logger.warning("not tracking %s: it looks binary", item.uri)
             return
         doc = Doc(item.uri, Path(fs_path), language_for(item.language_id, fs_path), item.version,
-                  saved_version=item.version)
+                  LineBuffer(item.text), saved_version=item.version)
         self.docs[item.uri] = doc
         try:
             repo = await self.in_store(self.repo_for, Path(fs_path))
@@ -220,7 +231,7 @@ class RedlineServer(LanguageServer):
             return
         for _ in range(3):
             version = doc.version
-            source = self.workspace.get_text_document(doc.uri).source
+            source = doc.buffer.source
             found = await self.in_checker(lambda src=source: [locate(s.text, src, s.range.start_line)
                                                                for s, _ in stored])
             if doc.version == version:
@@ -228,40 +239,49 @@ class RedlineServer(LanguageServer):
         else:
             logger.warning("%s kept changing while its spans were re-anchored; they were dropped", doc.uri)
             return
-        lines = self.doc_lines(doc.uri)
+        lines = tuple(doc.buffer.lines)
         tracked = {s.generation_id for s in doc.spans}
         now = self.now()
+        found_again = []
         for (span, generated), where in zip(stored, found, strict=True):
             if where is None or span.generation_id in tracked:
                 continue
             rng, _ = where
             text = whole_lines(lines, rng.start_line, rng.end_line)
-            doc.spans.append(TrackedSpan(span.generation_id, (rng.start_line, 0), (rng.end_line, 0), generated,
-                                         now, baseline=text, state=span.state))
+            found_again.append(TrackedSpan(span.generation_id, (rng.start_line, 0), (rng.end_line, 0), generated,
+                                           now, baseline=text, state=span.state))
+        doc.spans = [*doc.spans, *found_again]
 
-    def did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+    def did_change(self, params: types.DidChangeTextDocumentParams) -> bool:
+        """Apply a change to a document Redline holds (and its spans); False for documents it does not hold."""
         doc = self.docs.get(params.text_document.uri)
-        if doc is None or not self.settings.track_spans:
-            return
+        if doc is None:
+            return False
         doc.version = params.text_document.version
-        if not doc.spans:
-            return
+        track = self.settings.track_spans and len(doc.index) > 0
         now = self.now()
         whole = False
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 r = change.range
-                apply_change(doc.spans, (r.start.line, r.start.character), (r.end.line, r.end.character),
-                             change.text, now, self.units)
+                start, end = (r.start.line, r.start.character), (r.end.line, r.end.character)
+                doc.buffer.apply(start, end, change.text, self.units)
+                if track:
+                    doc.index.apply(start, end, change.text, now, self.units)
             else:
+                doc.buffer.replace(change.text)
                 whole = True
+        if not track or not (doc.index.covered or whole):
+            return True
         lost = [s for s in doc.spans if s.covered or (whole and s.state != "deleted")]
         if lost:  # a formatter rewrote the file, or it was reloaded (git checkout): find the spans by content
-            source = self.workspace.get_text_document(doc.uri).source
+            source = doc.buffer.source
             for span in lost:
                 if not reanchor(span, source, self.units):
                     span.state, span.covered, span.touched_at = "deleted", False, now
-                    span.start = span.end = min(span.start, (len(source), 0))
+                    span.start = span.end = min(span.start, (len(doc.buffer.lines), 0))
+            doc.spans = doc.spans  # positions moved: re-sort the index
+        return True
 
     # -- generated spans ---------------------------------------------------------------------------------------
 
@@ -290,7 +310,7 @@ class RedlineServer(LanguageServer):
         text, gid, model = params.get("text"), params.get("generationId"), params.get("model")
         if (text is not None and not isinstance(text, str)) or (gid is not None and not isinstance(gid, str)):
             raise JsonRpcInvalidParams("text and generationId must be strings")
-        lines = self.doc_lines(doc.uri)
+        lines = tuple(doc.buffer.lines)
         if start[0] >= len(lines) and not (start == (len(lines), 0) and text == ""):
             raise JsonRpcInvalidParams(f"range starts at line {start[0]}; the document has {len(lines)} lines")
         if text is None:
@@ -374,7 +394,7 @@ class RedlineServer(LanguageServer):
             feedback = diagnostic_feedback(doc.forwarded[key], doc.spans, doc.path)
             # hints only when something new was recorded: a client that forwards on every diagnostics change
             # would otherwise see our own hints as a change and loop
-            if feedback and await self.record(doc, feedback, self.doc_lines(doc.uri)):
+            if feedback and await self.record(doc, feedback, tuple(doc.buffer.lines)):
                 self.publish_hints(doc)
 
     async def record(self, doc: Doc, feedback: list[Feedback], lines: tuple[str, ...], *,
@@ -486,41 +506,6 @@ class RedlineServer(LanguageServer):
                 logger.exception("timer run failed")
 
 
-def read_status(repo: Repo) -> tuple[dict[str, Any], str | None]:
-    """The `redline/status` payload, and a promotion message when `current_adapter` changed since last look."""
-    store, config = repo.store, repo.config
-    counts = store.counts()
-    current = store.get_meta("current_adapter")
-    version = current.get("version") if isinstance(current, dict) else current
-    status = {
-        "repo": config.repo_id,
-        "queued": counts["states"].get("new", 0),
-        "generations": counts["generations"],
-        "feedback": counts["feedback"],
-        "adapter": version,
-        "lastTraining": store.get_meta("last_training"),
-        "nextTraining": store.get_meta("next_training"),
-    }
-    promoted = None
-    if repo.looked and current is not None and current != repo.adapter_seen:
-        promoted = f"Redline: adapter {version} promoted for {config.repo_id}"
-        gate = current.get("gate") if isinstance(current, dict) else _gate_file(config.adapters_dir / str(version))
-        if isinstance(gate, dict) and gate:
-            promoted += " — " + ", ".join(f"{k} {v}" for k, v in gate.items())
-    repo.adapter_seen, repo.looked = current, True
-    return status, promoted
-
-
-def _gate_file(adapter_dir: Path) -> dict[str, Any] | None:
-    import json
-
-    try:
-        data = json.loads((adapter_dir / "gate.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _parse_range(raw: Any) -> tuple[tuple[int, int], tuple[int, int] | None]:
     def pos(p: Any) -> tuple[int, int]:
         if not isinstance(p, dict):
@@ -580,10 +565,6 @@ def create_server(clock: Callable[[], float] = time.monotonic) -> RedlineServer:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: RedlineServer, params: types.DidOpenTextDocumentParams) -> None:
         await ls.open_document(params.text_document)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: RedlineServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.did_change(params)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: RedlineServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -650,4 +631,4 @@ def create_server(clock: Callable[[], float] = time.monotonic) -> RedlineServer:
     return server
 
 
-__all__ = ["RedlineServer", "create_server", "read_status"]
+__all__ = ["RedlineProtocol", "RedlineServer", "create_server"]

@@ -1,8 +1,8 @@
 """`TrainConfig`: every trainer setting in one frozen dataclass, validated once, saved beside each adapter.
 
 Defaults are chosen for a small local model on a laptop: rank-16 LoRA on attention + MLP, a small learning rate
-(self-distillation collapses when pushed hard), top-100 distillation with a tail bucket. `alpha` was picked by
-`bench/alpha_sweep.py`; see docs/trainer.md.
+(self-distillation collapses when pushed hard), top-100 distillation with a tail bucket. `alpha` = 1 (reverse
+KL) was picked by measurement with `bench/alpha_sweep.py`; see docs/trainer.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class TrainConfig:
     #: format string with {prompt}, {feedback} and optionally {completion}, for hindsight="template"
     template: str | None = None
     #: divergence mix: 0 = forward KL(T‖S), 1 = reverse KL(S‖T), between = generalised JSD
-    alpha: float = 0.5
+    alpha: float = 1.0
     #: distil over the student's top-K tokens plus one tail bucket; 0 = full vocabulary
     top_k: int = 100
     lr: float = 1e-4
@@ -51,6 +51,9 @@ class TrainConfig:
     max_feedback_chars: int = 2000
     #: records whose feedback only says "passed" are kept as anchors (teacher = student context)
     use_passed_anchors: bool = False
+    #: on-policy mode: this fraction of each batch gets a fresh attempt sampled from the current student, scored
+    #: by the same hindsight teacher (the feedback stays the one given on the recorded attempt)
+    on_policy_ratio: float = 0.0
     #: importance weight exp(logp - logp_old) is clipped at this value for off-policy records
     is_clip: float = 2.0
     #: write a resumable checkpoint every N optimizer steps; 0 = never
@@ -90,6 +93,10 @@ class TrainConfig:
             _bad("lr", self.lr, "a positive number")
         if not 0.0 <= self.warmup_ratio < 1.0:
             _bad("warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        if not 0.0 <= self.on_policy_ratio <= 1.0:
+            _bad("on_policy_ratio", self.on_policy_ratio, "a fraction in [0, 1]")
+        if self.on_policy_ratio and self.method != "self-distill":
+            _bad("on_policy_ratio", self.on_policy_ratio, "0 unless method='self-distill'")
         if not 0.0 <= self.lora_dropout < 1.0:
             _bad("lora_dropout", self.lora_dropout, "a number in [0, 1)")
         if self.weight_decay < 0 or self.max_grad_norm <= 0 or self.is_clip < 1:

@@ -14,6 +14,7 @@ import hashlib
 import math
 import subprocess
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,10 @@ class GateReport:
 def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[TrainingExample], *,
                   human_texts: Sequence[str] | None = None, repo_root: Path | None = None,
                   thresholds: GateThresholds | None = None, config: TrainConfig | None = None,
-                  max_records: int = 64, max_human: int = 16, device: str | None = None) -> GateReport:
-    """Compare the base model and base + adapter on the held-out records and human code; see module doc."""
+                  max_records: int = 64, max_human: int = 16, baseline_adapter: Path | None = None,
+                  device: str | None = None) -> GateReport:
+    """Compare "before" (the base model, or `baseline_adapter` — the adapter served now) with base + the new
+    adapter on the held-out records and human code; the teacher is always the base model. See module doc."""
     from peft import PeftModel
 
     from trainer.model import load_base, tokenizer_fingerprint
@@ -69,6 +72,10 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
         config = TrainConfig.load(saved) if saved.is_file() else TrainConfig()
     base, tok = load_base(model_path, device=device)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
+    before_mode = "base"
+    if baseline_adapter is not None:
+        model.load_adapter(str(baseline_adapter), adapter_name="baseline")
+        before_mode = "baseline"
     model.eval()
     fp = tokenizer_fingerprint(tok)
     pad = tok.pad_token_id
@@ -91,21 +98,21 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
     if not pairs:
         report.reasons.append("no held-out records with feedback to judge the adapter (collect more feedback)")
     else:
-        before = _pair_metrics(model, pairs, pad, adapter=False, batch_size=cfg.batch_size)
-        after = _pair_metrics(model, pairs, pad, adapter=True, batch_size=cfg.batch_size)
+        before = _pair_metrics(model, pairs, pad, mode=before_mode, batch_size=cfg.batch_size)
+        after = _pair_metrics(model, pairs, pad, mode="default", batch_size=cfg.batch_size)
         _row(report, "KL(teacher‖student) held-out", before["kl"], after["kl"], "must drop",
              after["kl"] < before["kl"] or not th.require_kl_drop)
         _row(report, "log-prob of failed attempts", before["logp"], after["logp"], "must drop",
              after["logp"] < before["logp"] or not th.require_failed_logp_drop)
     if edits:
-        before = _pair_metrics(model, edits, pad, adapter=False, batch_size=cfg.batch_size, with_teacher=False)
-        after = _pair_metrics(model, edits, pad, adapter=True, batch_size=cfg.batch_size, with_teacher=False)
+        before = _pair_metrics(model, edits, pad, mode=before_mode, batch_size=cfg.batch_size, with_teacher=False)
+        after = _pair_metrics(model, edits, pad, mode="default", batch_size=cfg.batch_size, with_teacher=False)
         _row(report, "log-prob of human edits", before["logp"], after["logp"], "must rise",
              after["logp"] > before["logp"] or not th.require_edit_logp_rise)
     if texts:
         chunks = _chunks(tok, texts, cfg.max_length)
-        before_ppl = _perplexity(model, chunks, adapter=False)
-        after_ppl = _perplexity(model, chunks, adapter=True)
+        before_ppl = _perplexity(model, chunks, mode=before_mode)
+        after_ppl = _perplexity(model, chunks, mode="default")
         _row(report, "perplexity on human code", before_ppl, after_ppl, f"≤ +{th.max_ppl_increase:.0%}",
              after_ppl <= before_ppl * (1 + th.max_ppl_increase))
     report.reasons += [f"{r['metric']} {r['rule']} (before {r['before']:.4f}, after {r['after']:.4f})"
@@ -120,8 +127,16 @@ def _row(report: GateReport, metric: str, before: float, after: float, rule: str
                         "ok": bool(ok)})
 
 
+def _using(model: Any, mode: str) -> Any:
+    """A context in which `model` is the base ("base") or carries the named adapter ("default", "baseline")."""
+    if mode == "base":
+        return model.disable_adapter()
+    model.set_adapter(mode)
+    return nullcontext()
+
+
 @torch.no_grad()
-def _pair_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, adapter: bool, batch_size: int,
+def _pair_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batch_size: int,
                   with_teacher: bool = True) -> dict[str, float]:
     dev = next(model.parameters()).device
     kl_sum, lp_sum, n = 0.0, 0.0, 0
@@ -130,11 +145,8 @@ def _pair_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, adapter: bool,
         comps = [p.completion_ids for p in chunk]
         s = collate([p.student_ids for p in chunk], comps, pad_id=pad, device=dev)
         mask = s.completion_mask
-        if adapter:
+        with _using(model, mode):
             s_logits = completion_logits(model, s)[mask]
-        else:
-            with model.disable_adapter():
-                s_logits = completion_logits(model, s)[mask]
         lp_sum += float(token_logprobs(s_logits, s.completion_ids[mask]).sum())
         if with_teacher:
             t = collate([p.teacher_ids for p in chunk], comps, pad_id=pad, device=dev)
@@ -155,16 +167,13 @@ def _chunks(tok: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def _perplexity(model: Any, chunks: Sequence[list[int]], *, adapter: bool) -> float:
+def _perplexity(model: Any, chunks: Sequence[list[int]], *, mode: str) -> float:
     dev = next(model.parameters()).device
     nll, n = 0.0, 0
     for ids in chunks:
         x = torch.tensor([ids], device=dev)
-        if adapter:
+        with _using(model, mode):
             logits = model(input_ids=x, use_cache=False).logits
-        else:
-            with model.disable_adapter():
-                logits = model(input_ids=x, use_cache=False).logits
         nll -= float(token_logprobs(logits[0, :-1], x[0, 1:]).sum())
         n += len(ids) - 1
     return math.exp(nll / max(1, n))

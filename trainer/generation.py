@@ -16,7 +16,7 @@ def sample_ids(model: Any, tokenizer: Any, prompt_ids: list[int], *, max_new_tok
     model.eval()
     input_ids = torch.tensor([prompt_ids], device=device)
     kwargs: dict[str, Any] = {"do_sample": not greedy, "max_new_tokens": max_new_tokens,
-                              "num_return_sequences": n, "pad_token_id": tokenizer.pad_token_id,
+                              "num_return_sequences": 1 if greedy else n, "pad_token_id": tokenizer.pad_token_id,
                               "eos_token_id": tokenizer.eos_token_id}
     if not greedy:
         kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
@@ -31,7 +31,7 @@ def sample_ids(model: Any, tokenizer: Any, prompt_ids: list[int], *, max_new_tok
         if eos is not None and eos in row:
             row = row[: row.index(eos) + 1]
         result.append(row)
-    return result
+    return result * n if greedy else result  # greedy decoding gives one answer; repeat it n times
 
 
 def decode(tokenizer: Any, ids: list[int]) -> str:

@@ -101,6 +101,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
             micro = plan[step * config.grad_accum:(step + 1) * config.grad_accum]
             for indices in micro:
                 batch = [pairs[i] for i in indices]
+                if config.on_policy_ratio:
+                    batch = on_policy(model, tokenizer, batch, config, step)
                 if config.method == "self-distill":
                     loss, kl, n = distill_loss(model, batch, config, tokenizer.pad_token_id, parent_version)
                 else:
@@ -194,6 +196,28 @@ def sft_batch_loss(model: Any, pairs: Sequence[Pair], pad_id: int) -> tuple[torc
     model.train()
     logits = completion_logits(model, batch)
     return sft_loss(logits, batch.completion_ids, batch.completion_mask), 0.0, int(batch.completion_mask.sum())
+
+
+def on_policy(model: Any, tokenizer: Any, pairs: Sequence[Pair], config: TrainConfig, step: int) -> list[Pair]:
+    """Replace a `on_policy_ratio` share of the attempts with fresh samples from the current student.
+
+    Which pairs are resampled depends only on (seed, step), and sampling uses the checkpointed torch RNG, so a
+    resumed run resamples exactly what an uninterrupted one would."""
+    from dataclasses import replace
+
+    from trainer.generation import sample_ids
+
+    rng = random.Random(config.seed * 7919 + step)
+    out = []
+    for p in pairs:
+        if p.anchor or rng.random() >= config.on_policy_ratio:
+            out.append(p)
+            continue
+        budget = max(1, min(config.max_length - max(len(p.student_ids), len(p.teacher_ids)),
+                            2 * len(p.completion_ids) + 8))
+        fresh = sample_ids(model, tokenizer, p.student_ids, max_new_tokens=budget, greedy=False)[0]
+        out.append(replace(p, completion_ids=fresh or p.completion_ids, old_logprobs=None) if fresh else p)
+    return out
 
 
 @torch.no_grad()

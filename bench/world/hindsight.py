@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 from bench.world.checker import Finding
 
-HINDSIGHT_TEMPLATE = "{prompt}{completion}\n# Feedback on the attempt above:\n{feedback}\n# Corrected attempt:\n{prompt}"
+HINDSIGHT_TEMPLATE = (
+    "# Previous attempt:\n{prompt}{completion}\n# Feedback on it:\n{feedback}\n# Corrected attempt:\n{prompt}"
+)
 
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2, "hint": 3}
 _KIND_RANK = {"test_failure": 1, "diagnostic": 2, "review": 3}

@@ -35,9 +35,9 @@ EOS, PAD = "</s>", "<pad>"
 PRETOKEN = r" ?[A-Za-z_][A-Za-z0-9_]*| ?[0-9]+| ?[^\sA-Za-z0-9_]|\n| +"
 
 DEFAULTS: dict[str, Any] = {
-    "seed": 0, "docs": 24_000, "hindsight_fraction": 0.65, "vocab_size": 1024, "hidden_size": 160,
-    "layers": 4, "heads": 5, "intermediate_size": 448, "max_len": 384, "batch_tokens": 6144, "lr": 3e-3,
-    "warmup": 60, "time_budget_s": 480, "max_steps": 2000, "threads": 2,
+    "seed": 0, "docs": 24_000, "hindsight_fraction": 0.5, "vocab_size": 1024, "hidden_size": 128,
+    "layers": 4, "heads": 4, "intermediate_size": 384, "max_len": 384, "batch_tokens": 4096, "lr": 3e-3,
+    "warmup": 30, "time_budget_s": 570, "max_steps": 700, "threads": 2,
 }
 
 
@@ -94,18 +94,13 @@ def build_tokenizer(texts: list[str], vocab_size: int) -> Any:
                                    clean_up_tokenization_spaces=False)
 
 
-def encode_doc(tokenizer: Any, context: str, code: str) -> list[int]:
-    """Context and code tokenized separately and joined by ids, as generation and the trainer see them."""
-    return (tokenizer(context, add_special_tokens=False)["input_ids"]
-            + tokenizer(code, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
-
-
-def encode_docs(tokenizer: Any, pairs: list[tuple[str, str]]) -> list[list[int]]:
-    """`encode_doc` for many documents at once (the fast tokenizer's batch path)."""
+def encode_docs(tokenizer: Any, pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """(context ids, target ids + eos) per document. Context and code are tokenized separately and joined by ids,
+    as generation and the trainer see them; the loss covers the target only."""
     backend = tokenizer.backend_tokenizer
     contexts = backend.encode_batch([c for c, _ in pairs], add_special_tokens=False)
     codes = backend.encode_batch([code for _, code in pairs], add_special_tokens=False)
-    return [c.ids + d.ids + [tokenizer.eos_token_id] for c, d in zip(contexts, codes, strict=True)]
+    return [(c.ids, [*d.ids, tokenizer.eos_token_id]) for c, d in zip(contexts, codes, strict=True)]
 
 
 # -- model and training --------------------------------------------------------------------------------------------
@@ -123,12 +118,16 @@ def make_model(tokenizer: Any, cfg: dict[str, Any]) -> Any:
     return LlamaForCausalLM(config)
 
 
-def batches(docs: list[list[int]], batch_tokens: int, rng: random.Random) -> list[list[list[int]]]:
+Doc = tuple[list[int], list[int]]
+
+
+def batches(docs: list[Doc], batch_tokens: int, rng: random.Random) -> list[list[Doc]]:
     """Length-bucketed batches of whole documents (a hindsight episode is never cut from its feedback)."""
-    order = sorted(range(len(docs)), key=lambda i: (len(docs[i]), rng.random()))
+    size = [len(c) + len(t) for c, t in docs]
+    order = sorted(range(len(docs)), key=lambda i: (size[i], rng.random()))
     out, cur = [], []
     for i in order:
-        if cur and (len(cur) + 1) * len(docs[i]) > batch_tokens:
+        if cur and (len(cur) + 1) * size[i] > batch_tokens:
             out.append(cur)
             cur = []
         cur.append(docs[i])
@@ -138,16 +137,18 @@ def batches(docs: list[list[int]], batch_tokens: int, rng: random.Random) -> lis
     return out
 
 
-def collate(batch: list[list[int]], pad_id: int) -> tuple[Any, Any, Any]:
+def collate(batch: list[Doc], pad_id: int) -> tuple[Any, Any, Any]:
+    """Right-padded ids, attention mask, and labels that score only each document's target."""
     import torch
 
-    width = max(len(d) for d in batch)
+    width = max(len(c) + len(t) for c, t in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, d in enumerate(batch):
-        ids[row, : len(d)] = torch.tensor(d)
-        mask[row, : len(d)] = 1
-    labels = ids.masked_fill(mask == 0, -100)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for row, (c, t) in enumerate(batch):
+        ids[row, : len(c) + len(t)] = torch.tensor(c + t)
+        mask[row, : len(c) + len(t)] = 1
+        labels[row, len(c): len(c) + len(t)] = torch.tensor(t)
     return ids, mask, labels
 
 
@@ -161,40 +162,44 @@ def pretrain(out_dir: Path, **overrides: Any) -> Path:
     t0 = time.time()
     pairs = corpus(cfg["seed"], cfg["docs"], cfg["hindsight_fraction"])
     tokenizer = build_tokenizer([c + code for c, code in pairs[:5000]], cfg["vocab_size"])
-    docs = [d for d in encode_docs(tokenizer, pairs) if len(d) <= cfg["max_len"]]
+    docs = [d for d in encode_docs(tokenizer, pairs) if len(d[0]) + len(d[1]) <= cfg["max_len"]]
     model = make_model(tokenizer, cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"corpus {len(docs)} docs, {sum(map(len, docs))} tokens, model {n_params / 1e6:.2f}M params, "
+    n_tokens = sum(len(c) + len(t) for c, t in docs)
+    print(f"corpus {len(docs)} docs, {n_tokens} tokens, model {n_params / 1e6:.2f}M params, "
           f"prep {time.time() - t0:.0f}s", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.95), weight_decay=0.01)
     # the schedule is set by the time budget: estimate the step count from the first steps' speed
-    plan = list(batches(docs, cfg["batch_tokens"], rng))
-    total = cfg["max_steps"]
-    step, t_train = 0, time.time()
+    plan = batches(docs, cfg["batch_tokens"], rng)
+    step, progress = 0, 0.0
     model.train()
-    while step < total:
-        batch = plan[step % len(plan)]
-        lr = cfg["lr"] * min(1.0, (step + 1) / cfg["warmup"])
-        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+    # cosine schedule over progress = the larger of steps done / max_steps and compute used / budget; compute is this
+    # process's CPU time over its thread count (wall time on dedicated cores), so a shared machine trains the same
+    # model, only slower, and a slow machine still ends in budget with an annealed model
+    while progress < 1.0:
+        lr = cfg["lr"] * min(1.0, (step + 1) / cfg["warmup"]) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in opt.param_groups:
             group["lr"] = lr
-        ids, mask, labels = collate(batch, tokenizer.pad_token_id)
+        ids, mask, labels = collate(plan[step % len(plan)], tokenizer.pad_token_id)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        if step == 20:  # fit the cosine schedule into the remaining time budget
-            per_step = (time.time() - t_train) / step
-            left = cfg["time_budget_s"] - (time.time() - t0)
-            total = min(cfg["max_steps"], step + max(1, int(left / per_step)))
-            print(f"{per_step:.2f}s/step → {total} steps", flush=True)
+        progress = max(step / cfg["max_steps"], _two_core_seconds(cfg["threads"]) / cfg["time_budget_s"])
         if step % 50 == 0:
-            print(f"step {step}/{total} loss {loss.item():.3f} lr {lr:.2e} {time.time() - t0:.0f}s", flush=True)
+            print(f"step {step} loss {loss.item():.3f} lr {lr:.2e} wall {time.time() - t0:.0f}s "
+                  f"compute {_two_core_seconds(cfg['threads']):.0f}s", flush=True)
     wall = time.time() - t0
     return save(model, tokenizer, out_dir, cfg, {"wall_s": round(wall, 1), "steps": step, "params": n_params,
+                                                 "cpu_s_per_thread": round(_two_core_seconds(cfg["threads"]), 1),
                                                  "final_loss": round(loss.item(), 4)})
+
+
+def _two_core_seconds(threads: int) -> float:
+    """CPU seconds used by this process so far, divided by its thread count."""
+    return time.process_time() / threads
 
 
 def save(model: Any, tokenizer: Any, out_dir: Path, cfg: dict[str, Any], stats: dict[str, Any]) -> Path:

@@ -89,6 +89,6 @@ def _locate(repo_root: Path, frames: list[tuple[str, int]], row: dict[str, Any])
     location = row.get("location")
     if isinstance(location, list) and location and isinstance(location[0], str):
         rel = repo_relative(repo_root, location[0])
-        line = location[1] if len(location) > 1 and type(location[1]) is int and location[1] >= 0 else None
-        return rel, line
+        lineno = location[1] if len(location) > 1 and type(location[1]) is int and location[1] >= 0 else None
+        return rel, lineno
     return None, None

@@ -138,7 +138,8 @@ def bundle(reports: tuple[Path, ...], output: Path | None, fmt: str | None, incl
 
 @ci.command()
 @click.option("--once", is_flag=True, help="Import what is in the inbox now and exit.")
-def watch(once: bool) -> None:
+@click.option("--path", "print_path", is_flag=True, help="Print the inbox folder (creating it) and exit.")
+def watch(once: bool, print_path: bool) -> None:
     """Import feedback bundles dropped into this repo's inbox folder, as they arrive."""
     import time
 
@@ -146,6 +147,10 @@ def watch(once: bool) -> None:
     from redline.config import load_config
 
     config = load_config()
+    if print_path:
+        config.inbox_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(str(config.inbox_dir))
+        return
 
     def report(result: InboxResult) -> None:
         for path in result.imported:

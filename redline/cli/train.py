@@ -21,8 +21,13 @@ def _model(config: Config, override: str | None) -> str:
 
 
 def _quiet_loading() -> None:
-    """Our own progress bar is enough; silence transformers' per-load weight bars."""
-    from transformers.utils import logging as hf_logging
+    """Check the training extra is installed, and silence transformers' per-load weight bars (ours is enough)."""
+    try:
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        from transformers.utils import logging as hf_logging
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(f"this command needs {exc.name} — run `pip install 'redline[train]'`") from None
 
     hf_logging.disable_progress_bar()
 
@@ -98,7 +103,8 @@ def _train_and_register(config: Config, store: Any, model_ref: str, tcfg: Any) -
                        f"nats/token under feedback (divergence {hs['divergence']:.4f})")
         heldout = examples_from_store(store, split="heldout")
         report = evaluate_gate(model_ref, work, heldout, repo_root=config.repo_root,
-                               thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase))
+                               thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
+                               baseline_adapter=registry.current_path())
         version = registry.add(work, {"gate": report.to_dict(), "parent_version": parent})
         store.ack(claim.token)
     except BaseException:
@@ -145,8 +151,11 @@ def eval_(version: str | None, model: str | None, as_json: bool) -> None:
     finally:
         store.close()
     tcfg = _train_config(config)
+    parent = registry.meta(version).get("parent_version")
+    baseline = registry.path(parent) if parent in registry.versions() else None
     report = evaluate_gate(_model(config, model), path, heldout, repo_root=config.repo_root,
-                           thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase))
+                           thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
+                           baseline_adapter=baseline)
     if as_json:
         click.echo(json.dumps({"version": version, **report.to_dict()}, indent=2))
     else:

@@ -135,7 +135,7 @@ def test_pretraining_corpus_uses_the_template() -> None:
     assert 50 < len(hind) < 150
     for context, code in hind:
         prompt = context[context.rindex("# Corrected attempt:\n") + len("# Corrected attempt:\n"):]
-        assert context.startswith(prompt) and code.startswith("    ")
+        assert context.startswith("# Previous attempt:\n" + prompt) and code.startswith("    ")
 
 
 @pytest.mark.skipif(not verify(MODEL_DIR), reason="no committed tiny model at bench/world/model")

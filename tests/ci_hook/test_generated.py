@@ -69,3 +69,11 @@ def test_ingest_adds_hints_without_attributing(git_repo: Path, sample, store, co
 def test_no_git_no_hints(repo: Path) -> None:
     hints = BlameHints(repo / "pkg")
     assert not hints.enabled and hints.hint("calc.py", 0) is None
+
+
+def test_shallow_clone_boundary_is_not_evidence(git_repo: Path, tmp_path: Path) -> None:
+    """Regression: in a depth-1 CI checkout git blame pins every line on the one (boundary) commit; if that commit
+    had an agent trailer, every finding in the repo would have been marked as agent-written."""
+    clone = tmp_path / "shallow"
+    _git(tmp_path, "clone", "-q", "--depth", "1", f"file://{git_repo}", str(clone))
+    assert BlameHints(clone).hint("pkg/calc.py", 16) is None

@@ -208,3 +208,19 @@ def test_plugin_module_is_light() -> None:
             " & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [["/nonexistent/redline-writer"], ["{python}", "-c", "pass"]],
+                         ids=["cannot-start", "dies-without-answer"])
+def test_writes_in_process_when_the_sidecar_is_unavailable(project: pytest.Pytester,
+                                                           monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    import sys
+
+    import ci_hook.pytest_plugin as plugin
+
+    argv = [sys.executable if part == "{python}" else part for part in command]
+    monkeypatch.setattr(plugin, "sidecar_command", lambda rootpath, blame_files: argv)
+    gen = _record_span(project.path, "gen.py", 0, 5)
+    result = project.runpytest(*LEAN, "--redline")
+    result.stdout.fnmatch_lines(["redline: 3 failures recorded against 1 generations (2 unattributed)"])
+    assert [fb.rule for fb in _feedback(project.path) if fb.generation_id == gen.id] == ["test_gen.py::test_ratio"]

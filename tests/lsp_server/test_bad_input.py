@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from lsp_helpers import Buffer, command, rng
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from redline.queue import Store
+from tests.lsp_server.lsp_helpers import Buffer, command, rng
 
 GENERATED = "def add(a, b):\n    return a + b\n"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lsp_helpers import Buffer, command, rng
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
@@ -15,6 +14,7 @@ from redline.config import load_config
 from redline.ledger import record_generation
 from redline.queue import Store
 from redline.records import Generation, Message, ModelRef, Prompt
+from tests.lsp_server.lsp_helpers import Buffer, command, rng
 
 HUMAN = "# café ✓ human code\nimport sys\n\nprint(sys.argv)\n"
 GENERATED = "def add(a, b):\n    return a + b\n"

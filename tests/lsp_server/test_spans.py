@@ -135,3 +135,61 @@ def test_settings_from_initialization_options() -> None:
 @pytest.mark.parametrize("raw", [[], None, "x", [-1]])
 def test_bad_checkpoints_keep_the_default(raw: object) -> None:
     assert settings_from_options({"retentionCheckpoints": raw})[0].retention_checkpoints == (30.0, 120.0, 600.0)
+
+
+def test_line_buffer_matches_pygls_document_on_random_edits() -> None:
+    import random
+
+    from lsprotocol import types
+    from pygls.workspace import TextDocument
+
+    from lsp_server.documents import LineBuffer
+
+    rnd = random.Random(3)
+    text = "".join(f"line {i} é😋\n" for i in range(30))
+    ours, theirs = LineBuffer(text), TextDocument("file:///t.py", text)
+    utf16 = theirs.position_codec.client_num_units
+    def column(line_no: int) -> int:  # a character boundary inside the line (pygls clamps others differently)
+        if line_no >= len(ours.lines):
+            return 0
+        body = ours.lines[line_no].rstrip("\n")
+        return utf16(body[:rnd.randrange(len(body) + 1)])
+
+    for _ in range(300):
+        l1 = rnd.randrange(len(ours.lines) + 1)
+        l2 = min(l1 + rnd.choice([0, 0, 1, 2]), len(ours.lines))
+        c1, c2 = column(l1), column(l2)
+        if (l2, c2) < (l1, c1):
+            c2 = c1
+        new = rnd.choice(["", "x", "\n", "ab\ncd", "😋"])
+        ours.apply((l1, c1), (l2, c2), new, utf16)
+        theirs.apply_change(types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(l1, c1), types.Position(l2, c2)), text=new))
+        assert ours.source == theirs.source
+
+
+def test_span_index_agrees_with_the_reference_on_random_edits() -> None:
+    import copy
+    import random
+
+    from lsp_server.spans import SpanIndex
+
+    rnd = random.Random(11)
+    spans = [TrackedSpan(f"g{i}", (i * 7 + rnd.randrange(3), rnd.randrange(4)), (i * 7 + 3, rnd.randrange(4)), "t", 0.0)
+             for i in range(120)]
+    spans.append(TrackedSpan("outer", (100, 0), (300, 0), "big", 0.0))  # overlaps many others
+    reference = copy.deepcopy(spans)
+    index = SpanIndex(spans)
+    for step in range(2000):
+        l1 = rnd.randrange(900)
+        l2 = l1 + rnd.choice([0, 0, 0, 1, 3, 20])
+        c1, c2 = rnd.randrange(5), rnd.randrange(5)
+        text = rnd.choice(["", "x", "\n", "\n\n  ", "ab\nc"])
+        a = apply_change(reference, (l1, c1), (l2, c2), text, float(step))
+        b = index.apply((l1, c1), (l2, c2), text, float(step))
+        assert a == b
+        if step % 97 == 0:
+            got = {s.generation_id: (s.start, s.end, s.state) for s in index.all()}
+            assert got == {s.generation_id: (s.start, s.end, s.state) for s in reference}
+    got = {s.generation_id: (s.start, s.end, s.state) for s in index.all()}
+    assert got == {s.generation_id: (s.start, s.end, s.state) for s in reference}

@@ -39,3 +39,7 @@ def test_gate_sees_the_kl_drop_of_an_adapter_trained_on_the_right_feedback(tiny_
                            thresholds=GateThresholds(max_ppl_increase=10.0))
     kl = next(r for r in report.rows if r["metric"].startswith("KL"))
     assert kl["ok"] and kl["after"] < kl["before"] * 0.7
+    # against the adapter being served now (here: itself), "before" is that adapter: no gain, so refused
+    same = evaluate_gate(tiny_model, out, heldout, human_texts=HUMAN, baseline_adapter=out)
+    kl_same = next(r for r in same.rows if r["metric"].startswith("KL"))
+    assert abs(kl_same["before"] - kl["after"]) < 1e-5 and not same.passed

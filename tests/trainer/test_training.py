@@ -98,8 +98,8 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
     model, tok = load_for_inference(tiny_model, out)
     texts = generate(model, tok, exs[0].generation, max_new_tokens=5, greedy=False, n=3)
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
-    assert generate(model, tok, "def f(a):\n", max_new_tokens=4) == generate(model, tok, "def f(a):\n",
-                                                                             max_new_tokens=4)
+    greedy = generate(model, tok, "def f(a):\n", max_new_tokens=4, n=2)
+    assert len(greedy) == 2 and greedy[0] == greedy[1] == generate(model, tok, "def f(a):\n", max_new_tokens=4)[0]
 
 
 def test_records_without_feedback_are_refused(tiny_model: Path, tmp_path: Path) -> None:
@@ -126,3 +126,21 @@ def test_baselines(tiny_model: Path, tmp_path: Path) -> None:
     r = train_adapter(tiny_model, exs[:2], tmp_path / "scalar", cfg, progress=False,
                       checker=lambda ex, text: seen.append(text) or len(seen) % 2 == 0)
     assert len(seen) == 4 and r.pairs == 2
+
+
+def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    from trainer import loop
+
+    calls = []
+    real = loop.on_policy
+
+    def spy(model, tokenizer, pairs, config, step):
+        out = real(model, tokenizer, pairs, config, step)
+        calls.append(sum(a is not b for a, b in zip(pairs, out, strict=True)))
+        return out
+
+    monkeypatch.setattr(loop, "on_policy", spy)
+    cfg = TrainConfig(max_steps=3, batch_size=4, on_policy_ratio=1.0, lr=1e-3)
+    train_adapter(tiny_model, examples(4), tmp_path / "op", cfg, progress=False)
+    assert calls == [4, 4, 4]

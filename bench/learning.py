@@ -1,0 +1,193 @@
+"""Does feedback become a better model? Held-out pass rate against the number of feedback records, per method.
+
+For each synthetic repository (bench/world) and seed, the tiny base model attempts N train tasks; the checker's
+feedback on them is the training data. Each method trains an adapter from exactly those records, with the same
+trainer settings, and is scored on *new* tasks of the same repository (structures never seen in training), on
+tasks that touch only the repository's unchanged APIs (forgetting), against the teacher ceiling (the base model
+given its own attempt and the feedback in context).
+
+    python bench/learning.py                       # full: 3 repos x 2 seeds x N = 16, 64, 256
+    python bench/learning.py --repos 1 --seeds 1 --ns 64 --methods self-distill   # one cell
+
+Writes bench/out/learning/results.json, table.md and learning.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.world import HINDSIGHT_TEMPLATE, Repo, build_or_load_model, check, make_records, make_repos  # noqa: E402
+from bench.world import pass_rate as world_pass_rate  # noqa: E402
+
+METHODS = ("self-distill", "sft-revision", "scalar")
+OUT = ROOT / "bench" / "out" / "learning"
+
+
+@dataclass
+class Cell:
+    repo: str
+    seed: int
+    n: int
+    method: str
+    heldout: float
+    unchanged: float
+    train_seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def train_config(method: str, seed: int, n: int, steps: int | None) -> Any:
+    """The same trainer settings for every method; only the data differ. The general schedule: at least
+    `min_steps` optimizer steps (cycling over small data), else `epochs` passes."""
+    from trainer.api import TrainConfig
+
+    return TrainConfig(method=method, hindsight="template", template=HINDSIGHT_TEMPLATE, seed=seed,
+                       max_steps=steps)
+
+
+def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
+    """Pass/fail for the `scalar` baseline: the same checker, reduced to one bit."""
+    tasks = {t.id: t for t in repo.train_tasks}
+
+    def passed(example: Any, text: str) -> bool:
+        return check(repo, tasks[example.generation.meta["task_id"]], text).passed
+
+    return passed
+
+
+def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: list, work: Path,
+             steps: int | None) -> Cell:
+    from trainer.api import TrainingExample, train_adapter
+
+    examples = [TrainingExample(g, fbs) for g, fbs in records]
+    out = work / f"{repo.id}-{seed}-{n}-{method}"
+    start = time.perf_counter()
+    result = train_adapter(model, examples, out, train_config(method, seed, n, steps),
+                           checker=checker_for(repo) if method == "scalar" else None, progress=False)
+    seconds = time.perf_counter() - start
+    heldout = world_pass_rate(model, out, repo, repo.heldout_tasks)
+    unchanged = world_pass_rate(model, out, repo, repo.unchanged_tasks)
+    return Cell(repo.id, seed, n, method, heldout, unchanged, seconds,
+                {"steps": result.steps, "pairs": result.pairs, "tokens": result.tokens})
+
+
+def steps_for(n: int, min_steps: int, batch_size: int = 4, epochs: int = 3) -> int:
+    return max(min_steps, -(-n * epochs // batch_size))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repos", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--ns", default="16,64,256")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--min-steps", type=int, default=60, help="fewest optimizer steps per training run")
+    parser.add_argument("--world-seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(2)
+    ns = [int(x) for x in args.ns.split(",")]
+    methods = [m for m in args.methods.split(",") if m]
+    model = build_or_load_model()
+    repos = make_repos(args.repos, seed=args.world_seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    baseline: dict[str, dict[str, float]] = {}
+    cells: list[Cell] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for repo in repos:
+            base = {
+                "heldout": world_pass_rate(model, None, repo, repo.heldout_tasks),
+                "unchanged": world_pass_rate(model, None, repo, repo.unchanged_tasks),
+                "ceiling": world_pass_rate(model, None, repo, repo.heldout_tasks, hindsight=True),
+            }
+            baseline[repo.id] = base
+            print(f"{repo.id}: base held-out {base['heldout']:.1%}, unchanged {base['unchanged']:.1%}, "
+                  f"teacher ceiling {base['ceiling']:.1%}", flush=True)
+            for seed in range(args.seeds):
+                for n in ns:
+                    records = make_records(model, repo, n, seed=seed)
+                    for method in methods:
+                        cell = run_cell(model, repo, seed, n, method, records, work, steps_for(n, args.min_steps))
+                        cells.append(cell)
+                        print(f"  seed {seed} N={n:<4} {method:13} held-out {cell.heldout:6.1%}  "
+                              f"unchanged {cell.unchanged:6.1%}  ({cell.train_seconds:.0f}s, "
+                              f"{cell.info['steps']} steps)", flush=True)
+    results = {"args": {k: str(v) for k, v in vars(args).items()}, "baseline": baseline,
+               "cells": [c.__dict__ for c in cells]}
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = summarise(baseline, cells, ns, methods)
+    (args.out / "table.md").write_text(table + "\n")
+    print("\n" + table)
+    plot(baseline, cells, ns, methods, args.out / "learning.png")
+    print(f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'learning.png'}")
+    return 0
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def summarise(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list[int], methods: list[str]) -> str:
+    """Markdown: mean over repos and seeds of held-out and unchanged-API pass rate, per N and method."""
+    base_held = _mean([b["heldout"] for b in baseline.values()])
+    base_unch = _mean([b["unchanged"] for b in baseline.values()])
+    ceiling = _mean([b["ceiling"] for b in baseline.values()])
+    lines = [f"Mean over {len(baseline)} repos x {len({c.seed for c in cells})} seeds. "
+             f"Base model: held-out {base_held:.1%}, unchanged APIs {base_unch:.1%}; teacher ceiling {ceiling:.1%}.",
+             "",
+             "| method | " + " | ".join(f"N={n} held-out | N={n} unchanged" for n in ns) + " |",
+             "|---|" + "---|---|" * len(ns),
+             "| none (base model) | " + " | ".join(f"{base_held:.1%} | {base_unch:.1%}" for _ in ns) + " |"]
+    for m in methods:
+        row = []
+        for n in ns:
+            sel = [c for c in cells if c.method == m and c.n == n]
+            row.append(f"{_mean([c.heldout for c in sel]):.1%} | {_mean([c.unchanged for c in sel]):.1%}")
+        lines.append(f"| {m} | " + " | ".join(row) + " |")
+    lines.append(f"| teacher ceiling | " + " | ".join(f"{ceiling:.1%} | –" for _ in ns) + " |")
+    return "\n".join(lines)
+
+
+def plot(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list[int], methods: list[str],
+         path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    for m in methods:
+        ys = [_mean([c.heldout for c in cells if c.method == m and c.n == n]) for n in ns]
+        ax.plot(ns, ys, marker="o", label=m)
+    ax.axhline(_mean([b["heldout"] for b in baseline.values()]), color="grey", linestyle=":", label="no training")
+    ax.axhline(_mean([b["ceiling"] for b in baseline.values()]), color="black", linestyle="--",
+               label="teacher ceiling")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("feedback records (N)")
+    ax.set_ylabel("held-out pass rate (new tasks)")
+    ax.set_title("Redline: feedback → better model (tiny model, CPU)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The pytest plugin's writer, run as a separate process (`python -m ci_hook.sidecar ROOTPATH [BLAME_FILES]`).
+
+Started with the session, it imports Redline, opens the queue and warms the secret scrubber on another core
+while the tests run. The plugin sends each failure as one JSON line on stdin as it happens; the sidecar
+attributes it and queues the failures in small batches, so when the run ends only the last batch is left. When
+stdin closes it prints one JSON line, `{"recorded": N, "new": K, "generations": M, "unattributed": U}` or
+`{"problem": "one line"}`, and exits. A reader thread drains stdin at once, so the plugin's writes never wait on
+the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+#: failures queued per transaction at most (a batch is also written whenever no more failures are waiting)
+BATCH = 200
+
+
+class Writer:
+    """Attributes failures and queues them in batches; remembers the first problem and then only drains."""
+
+    def __init__(self, rootpath: Path, *, blame_files: int = 0) -> None:
+        from ci_hook.failures import FailureFeedback
+        from redline.config import load_config
+        from redline.queue import open_store
+
+        self.rootpath = rootpath
+        self.config = load_config(rootpath)
+        self.store = open_store(self.config)
+        self.builder = FailureFeedback(self.store, self.config.repo_root, rootpath, blame_files=blame_files)
+        self.pending: list[Any] = []
+        self.recorded = self.new = self.unattributed = 0
+        self.generations: set[str] = set()
+        if self.config.scrub_secrets:
+            from redline.scrub import scrub
+
+            scrub("warm-up: password = 'x1y2z3w4v5'")  # compiles the detectors now, during the run
+
+    def add(self, failure: dict[str, Any]) -> None:
+        fb = self.builder.feedback(failure)
+        self.pending.append(fb)
+        self.recorded += 1
+        if fb.generation_id:
+            self.generations.add(fb.generation_id)
+        else:
+            self.unattributed += 1
+
+    def flush(self) -> None:
+        from redline.ledger import record_feedback
+
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.new += record_feedback(self.store, self.config, batch, file_texts=self.builder.file_texts).feedback
+
+    def summary(self) -> dict[str, Any]:
+        return {"recorded": self.recorded, "new": self.new, "generations": len(self.generations),
+                "unattributed": self.unattributed}
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def record(rootpath: Path, failures: list[dict[str, Any]], *, blame_files: int = 0) -> dict[str, Any]:
+    """Attribute and queue `failures` in this process (the plugin's fallback); raises on a broken queue."""
+    writer = Writer(rootpath, blame_files=blame_files)
+    try:
+        for failure in failures:
+            writer.add(failure)
+        writer.flush()
+    finally:
+        writer.close()
+    return writer.summary()
+
+
+def main(argv: list[str]) -> int:
+    rootpath = Path(argv[0])
+    blame_files = int(argv[1]) if len(argv) > 1 else 0
+    inbox: queue.Queue[bytes | None] = queue.Queue()
+
+    def drain() -> None:
+        for line in sys.stdin.buffer:
+            inbox.put(line)
+        inbox.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
+    writer: Writer | None = None
+    problem: str | None = None
+    try:
+        writer = Writer(rootpath, blame_files=blame_files)
+    except Exception as exc:  # reported once the plugin asks, so the run shows one warning
+        problem = _one_line(exc)
+    seen = 0
+    while True:
+        line = inbox.get()
+        if line is None:
+            break
+        seen += 1
+        if writer is None or problem is not None:
+            continue
+        try:
+            writer.add(json.loads(line))
+            if inbox.empty() or len(writer.pending) >= BATCH:
+                writer.flush()
+        except Exception as exc:
+            problem = _one_line(exc)
+    if seen == 0:
+        return 0
+    if writer is not None and problem is None:
+        try:
+            writer.flush()
+        except Exception as exc:
+            problem = _one_line(exc)
+    if writer is not None:
+        writer.close()
+    result = {"problem": problem} if problem is not None else writer.summary() if writer else {"problem": "?"}
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
