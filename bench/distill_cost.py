@@ -1,9 +1,11 @@
 """Cost of one self-distillation step vs one plain SFT step on the same batch and model.
 
-Each variant runs in a fresh subprocess (so peak memory is its own): build a random Llama (≥10M parameters),
-attach LoRA, run one warm-up step, then time `--repeats` steps (forward, backward, AdamW). Self-distillation adds
-the teacher's forward pass (adapter disabled, no graph) over a longer prompt (the feedback). Memory is peak RSS
-on CPU (ru_maxrss, minus the RSS before the first step) and max_memory_allocated on CUDA.
+Build a random Llama (≥10M parameters) with LoRA and one batch. Time: one subprocess runs the three kinds of
+step (forward, backward, AdamW) interleaved for `--repeats` rounds, so load from other processes hits each alike;
+the median wall and CPU time per kind are reported. Memory: each kind runs alone in a fresh subprocess.
+Self-distillation adds the teacher's forward pass (adapter disabled, no graph) over a longer prompt (the
+feedback). Memory is peak RSS on CPU (ru_maxrss; "step" subtracts the RSS before the first step) and
+max_memory_allocated on CUDA.
 
     python bench/distill_cost.py                       # CPU, float32, ~19M params
     python bench/distill_cost.py --device cuda --hidden 1024 --layers 8   # see bench/gpu_check.sh
@@ -23,8 +25,8 @@ from pathlib import Path
 VARIANTS = ("sft", "distill-full", "distill-topk")
 
 
-def child(args: argparse.Namespace) -> dict[str, float]:
-    import psutil
+def build(args: argparse.Namespace):
+    """Model with LoRA, one batch and a step function per variant (same model, same batch)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -45,48 +47,71 @@ def child(args: argparse.Namespace) -> dict[str, float]:
     model = LlamaForCausalLM(cfg).to(device=device, dtype=dtype)
     n_params = sum(p.numel() for p in model.parameters())
     model.requires_grad_(False)
-    top_k = 0 if args.variant == "distill-full" else args.top_k
-    tcfg = TrainConfig(top_k=top_k, lora_r=16)  # the default alpha
-    model = attach_lora(model, tcfg)
+    model = attach_lora(model, TrainConfig(lora_r=16))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)
     g = torch.Generator().manual_seed(1)
     rand = lambda n: torch.randint(10, args.vocab, (n,), generator=g).tolist()  # noqa: E731
     pairs = [Pair(i, rand(args.prompt), rand(args.prompt + args.feedback), rand(args.completion))
              for i in range(args.batch)]
+    configs = {"distill-full": TrainConfig(top_k=0), "distill-topk": TrainConfig(top_k=args.top_k)}
 
-    def step() -> None:
-        if args.variant == "sft":
+    def step(variant: str) -> None:
+        if variant == "sft":
             loss = sft_batch_loss(model, pairs, 0)[0]
         else:
-            loss = distill_loss(model, pairs, tcfg, 0, None)[0]
+            loss = distill_loss(model, pairs, configs[variant], 0, None)[0]  # the default alpha
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    return step, n_params, device
+
+
+def child_memory(args: argparse.Namespace) -> dict[str, float]:
+    """Peak memory of one variant, alone in this process."""
+    import psutil
+    import torch
+
+    step, n_params, device = build(args)
     rss_before = psutil.Process().memory_info().rss
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base_alloc = torch.cuda.memory_allocated()
-    step()  # warm-up; also creates the optimizer state
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    out = {"variant": args.variant, "params": n_params, "seconds": statistics.median(times),
-           "tokens": args.batch * (args.prompt + args.completion)}
+    for _ in range(2):  # the first step also creates the optimizer state
+        step(args.variant)
     if device.type == "cuda":
-        out["peak_bytes"] = torch.cuda.max_memory_allocated()
-        out["step_bytes"] = torch.cuda.max_memory_allocated() - base_alloc
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-        out["peak_bytes"] = peak
-        out["step_bytes"] = peak - rss_before
-    return out
+        peak = torch.cuda.max_memory_allocated()
+        return {"params": n_params, "peak_bytes": peak, "step_bytes": peak - base_alloc}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {"params": n_params, "peak_bytes": peak, "step_bytes": peak - rss_before}
+
+
+def child_time(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Step times of all variants, interleaved round by round so that load from other processes hits each alike."""
+    step, _, _ = build(args)
+    for v in VARIANTS:
+        step(v)  # warm-up
+    wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for _ in range(args.repeats):
+        for v in VARIANTS:
+            t0, c0 = time.perf_counter(), time.process_time()
+            step(v)
+            wall[v].append(time.perf_counter() - t0)
+            cpu[v].append(time.process_time() - c0)
+    return {v: {"seconds": statistics.median(wall[v]), "cpu_seconds": statistics.median(cpu[v])} for v in VARIANTS}
+
+
+def run_child(passthrough: list[str], variant: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *passthrough, "--variant", variant], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -103,33 +128,34 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    ap.add_argument("--variant", choices=[*VARIANTS, "time"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.variant:
-        print(json.dumps(child(args)))
+    if args.variant == "time":
+        print(json.dumps(child_time(args)))
         return
-    passthrough = [a for a in sys.argv[1:]]
-    results = {}
-    for variant in VARIANTS:
-        proc = subprocess.run([sys.executable, __file__, *passthrough, "--variant", variant], capture_output=True,
-                              text=True, check=False)
-        if proc.returncode != 0:
-            sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-        results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if args.variant:
+        print(json.dumps(child_memory(args)))
+        return
+    passthrough = sys.argv[1:]
+    times = run_child(passthrough, "time")
+    results = {v: {**run_child(passthrough, v), **times[v]} for v in VARIANTS}
     sft = results["sft"]
     print(f"model: {sft['params'] / 1e6:.1f}M params, device {args.device} {args.dtype}, batch {args.batch} × "
           f"(prompt {args.prompt} + completion {args.completion}), teacher prompt +{args.feedback} tokens, "
-          f"LoRA r=16, top-K {args.top_k}, median of {args.repeats}")
-    print(f"{'variant':<14}{'step s':>9}{'time ×':>8}{'peak MiB':>10}{'peak ×':>8}{'step MiB':>10}{'step ×':>8}")
+          f"LoRA r=16, top-K {args.top_k}, default alpha, median of {args.repeats} interleaved steps")
+    print(f"{'variant':<14}{'wall s':>8}{'wall ×':>8}{'cpu s':>8}{'cpu ×':>7}{'peak MiB':>10}{'peak ×':>8}"
+          f"{'step MiB':>10}{'step ×':>8}")
     for name, r in results.items():
-        print(f"{name:<14}{r['seconds']:>9.3f}{r['seconds'] / sft['seconds']:>8.2f}"
+        print(f"{name:<14}{r['seconds']:>8.3f}{r['seconds'] / sft['seconds']:>8.2f}"
+              f"{r['cpu_seconds']:>8.3f}{r['cpu_seconds'] / sft['cpu_seconds']:>7.2f}"
               f"{r['peak_bytes'] / 2**20:>10.0f}{r['peak_bytes'] / sft['peak_bytes']:>8.2f}"
               f"{r['step_bytes'] / 2**20:>10.0f}{r['step_bytes'] / max(1, sft['step_bytes']):>8.2f}")
     topk = results["distill-topk"]
     ok_t = topk["seconds"] / sft["seconds"] <= 1.5
     ok_m = topk["peak_bytes"] / sft["peak_bytes"] <= 1.15
     print(f"goal with top-K: time ≤ 1.5× ({'met' if ok_t else 'NOT met'}), peak memory ≤ 1.15× "
-          f"({'met' if ok_m else 'NOT met'})")
+          f"({'met' if ok_m else 'NOT met'}); peak = whole-process peak (model included), step = peak minus the "
+          f"memory held before the first step")
 
 
 if __name__ == "__main__":

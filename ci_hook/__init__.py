@@ -1,0 +1,1 @@
+"""Redline's CI hook: the pytest plugin, CI report ingestion, build-command wrapping, bundles and the inbox."""

@@ -27,7 +27,7 @@ REPORT_ATTR = "redline"
 MAX_FRAMES = 40
 #: how long the end of the run may wait for the queue writer (the queue's own lock timeout is 30 s)
 WRITER_TIMEOUT_S = 60
-#: files `git blame` is asked about at session end, at most, when `redline_blame` is on
+#: files `git blame` is asked about per run, at most, when `redline_blame` is on
 MAX_BLAME_FILES = 50
 _TRUE = ("1", "true", "yes", "on")
 
@@ -39,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-redline", action="store_false", dest="redline", help="do not record failures")
     parser.addini("redline", type="bool", default=False, help="record failures in this repo's Redline queue")
     parser.addini("redline_blame", type="bool", default=False,
-                  help="mark unattributed failures on lines an AI-trailer commit wrote (runs git blame at the end)")
+                  help="mark unattributed failures on lines an AI-trailer commit wrote (runs git blame)")
 
 
 def enabled(config: pytest.Config) -> bool:
@@ -98,7 +98,7 @@ class Annotator:
 
 
 class Recorder:
-    """Runs on the controller only: gathers failed reports and writes them in one transaction at the end."""
+    """Runs on the controller only: passes each failed report to the sidecar (or keeps it to write at the end)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config

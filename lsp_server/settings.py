@@ -56,7 +56,7 @@ def settings_from_options(options: Any) -> tuple[Settings, list[str]]:
     Returns the settings and a list of warnings naming each ignored key or bad value.
     """
     warnings: list[str] = []
-    if options is None:
+    if options is None or options == []:  # Lua clients send an empty table as []
         return Settings(), warnings
     if isinstance(options, dict) and isinstance(options.get("redline"), dict):
         options = options["redline"]

@@ -10,7 +10,7 @@ import click
 
 @click.command("lsp")
 @click.option("--tcp", "tcp", metavar="HOST:PORT", default=None, help="Listen on TCP instead of stdio (debugging).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
               show_default=True, help="Log level (the log goes to stderr; stdout is the protocol).")
 def lsp(tcp: str | None, log_level: str) -> None:
     """Start the language server (stdio by default)."""

@@ -61,6 +61,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        # spans ending mid-line read back one line short without their columns
+        "002_span_columns",
+        """
+        ALTER TABLE spans ADD COLUMN start_col INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE spans ADD COLUMN end_col INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
 ]
 
 

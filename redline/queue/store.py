@@ -163,7 +163,12 @@ class SQLiteStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 fb_rows,
             )
-            n_span = _changes(conn, "INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", span_rows)
+            n_span = _changes(
+                conn,
+                "INSERT OR REPLACE INTO spans (generation_id, path, start_line, end_line, text, state, commit_sha,"
+                " updated_at, start_col, end_col) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                span_rows,
+            )
         return AddResult(n_gen, n_fb, n_span)
 
     def _clean(self, text: str | None) -> str | None:
@@ -185,7 +190,8 @@ class SQLiteStore:
     def _span_row(self, s: Span) -> tuple[Any, ...]:
         text = self._clean(s.text) or ""
         r = s.range
-        return (s.generation_id, s.path, r.start_line, r.end_line, text, s.state, s.commit, s.updated_at)
+        return (s.generation_id, s.path, r.start_line, r.end_line, text, s.state, s.commit, s.updated_at,
+                r.start_col, r.end_col)
 
     def attribute(self, feedback_id: str, generation_id: str) -> bool:
         """Attach unattributed feedback to a generation. If that makes it a duplicate of feedback the generation
@@ -255,11 +261,11 @@ class SQLiteStore:
 
     def spans_for_path(self, path: str) -> list[Span]:
         rows = self._conn().execute(
-            "SELECT generation_id, path, start_line, end_line, text, state, commit_sha, updated_at"
+            "SELECT generation_id, path, start_line, end_line, start_col, end_col, text, state, commit_sha, updated_at"
             " FROM spans WHERE path = ? ORDER BY start_line",
             (path,),
         ).fetchall()
-        return [Span(r[0], r[1], Range(r[2], r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+        return [Span(r[0], r[1], Range(r[2], r[3], r[4], r[5]), *r[6:]) for r in rows]
 
     # -- trainer claims ----------------------------------------------------------------------------------------
 

@@ -183,3 +183,26 @@ def test_writer_killed_mid_batch_leaves_a_sound_queue(tmp_path: Path) -> None:
     conn.close()
     with SQLiteStore(path) as again:
         assert again.add([make_generation(10**7)]).generations == 1
+
+
+def test_upgrade_from_every_older_schema_keeps_records(tmp_path: Path) -> None:
+    from redline.queue.migrations import migrate
+    from redline.records import Range, Span
+
+    for applied in range(1, len(MIGRATIONS)):
+        path = tmp_path / f"v{applied}.sqlite3"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for name, sql in MIGRATIONS[:applied]:
+            for statement in filter(str.strip, sql.split(";")):
+                conn.execute(statement)
+            conn.execute("INSERT INTO _migrations VALUES (?, 'then')", (name,))
+        conn.execute("INSERT INTO spans (generation_id, path, start_line, end_line, text, updated_at)"
+                     " VALUES ('g', 'a.py', 1, 3, 'x', 'then')")
+        conn.close()
+        with SQLiteStore(path) as s:
+            assert s.spans_for_path("a.py")[0].range == Range(1, 3)
+            s.add(spans=[Span("h", "a.py", Range(5, 6, 4, 9), "y")])
+            assert s.spans_for_path("a.py")[1].range == Range(5, 6, 4, 9)
+        conn = sqlite3.connect(path)
+        assert migrate(conn) == 0

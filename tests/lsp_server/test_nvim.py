@@ -19,7 +19,8 @@ from redline.config import load_config
 from redline.queue import open_store
 
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
-NVIM = shutil.which("nvim")
+#: `REDLINE_TEST_NVIM=/path/to/nvim` tests another Neovim than the one on PATH
+NVIM = os.environ.get("REDLINE_TEST_NVIM") or shutil.which("nvim")
 
 INIT = """
 vim.opt.runtimepath:prepend({plugin})

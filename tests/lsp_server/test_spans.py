@@ -130,6 +130,7 @@ def test_settings_from_initialization_options() -> None:
                         "unknown setting 'bogus' ignored"]
     assert settings_from_options({"redline": {"manualClock": True}})[0].manual_clock
     assert settings_from_options("nonsense")[0] == Settings()
+    assert settings_from_options([]) == (Settings(), [])
 
 
 @pytest.mark.parametrize("raw", [[], None, "x", [-1]])

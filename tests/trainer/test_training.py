@@ -144,3 +144,13 @@ def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, mon
     cfg = TrainConfig(max_steps=3, batch_size=4, on_policy_ratio=1.0, lr=1e-3)
     train_adapter(tiny_model, examples(4), tmp_path / "op", cfg, progress=False)
     assert calls == [4, 4, 4]
+
+
+def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) -> None:
+    from trainer.errors import ModelNotAvailable
+
+    with pytest.raises(ModelNotAvailable, match="hf download redline-test/not-a-model"):
+        load_base("redline-test/not-a-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotAvailable, match="save_pretrained"):
+        load_base(tmp_path / "empty")

@@ -48,7 +48,7 @@ local function find_root(bufnr)
     local dir = start
     while true do
       for _, marker in ipairs(markers) do
-        if vim.loop.fs_stat(dir .. "/" .. marker) then
+        if (vim.uv or vim.loop).fs_stat(dir .. "/" .. marker) then
           return dir
         end
       end
@@ -85,7 +85,8 @@ local function client_config(root)
     name = NAME,
     cmd = M.config.cmd,
     root_dir = root,
-    init_options = M.config.init_options,
+    -- an empty Lua table would be sent as [] (an array): send {} instead
+    init_options = next(M.config.init_options) and M.config.init_options or vim.empty_dict(),
     -- Redline anchors spans on every change: send them at once, not debounced
     flags = { debounce_text_changes = 0 },
     handlers = { ["redline/status"] = on_status },
