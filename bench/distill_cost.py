@@ -127,7 +127,7 @@ def main() -> None:
     ap.add_argument("--completion", type=int, default=64)
     ap.add_argument("--top-k", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="1 is least disturbed by other load")
     ap.add_argument("--variant", choices=[*VARIANTS, "time"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.variant == "time":

@@ -31,11 +31,6 @@ class FailureFeedback:
         self.hints = BlameHints(repo_root)
         self._places: dict[str, str | None] = {}
 
-    @property
-    def file_texts(self) -> dict[str, str]:
-        """The files read so far (repo-relative path → text), for `record_feedback`."""
-        return {p: t for p, t in self.finder.texts.items() if t is not None}
-
     def feedback(self, failure: dict[str, Any]) -> Feedback:
         locations = _locations(self.repo_root, self.rootpath, failure, self._places)
         found = self.finder.find(locations)
@@ -63,16 +58,6 @@ class FailureFeedback:
             if hint is not None:
                 fb.meta["generated_hint"] = hint
         return fb
-
-
-def failures_to_feedback(store: Store, repo_root: Path, rootpath: Path, failures: list[dict[str, Any]], *,
-                         blame_files: int = 0) -> tuple[list[Feedback], dict[str, str]]:
-    """Feedback for each failure, and the file texts read while attributing them (for `record_feedback`).
-
-    With `blame_files`, up to that many files are asked `git blame` for AI-commit hints on unattributed failures.
-    """
-    builder = FailureFeedback(store, repo_root, rootpath, blame_files=blame_files)
-    return [builder.feedback(f) for f in failures], builder.file_texts
 
 
 def _locations(repo_root: Path, rootpath: Path, failure: dict[str, Any],

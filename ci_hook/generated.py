@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redline.attribution import Match, locate, read_text
+from redline.attribution import Confidence, Match, locate, read_text
 from redline.queue.store import Store
-from redline.records import Feedback, Span
+from redline.records import Feedback, Range, Span
 
 #: (pattern on a Co-authored-by line or author, agent name)
 AGENT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -79,14 +79,26 @@ class SpanFinder:
             text = self.texts[path]
             found = []
             if text is not None:
+                lines = [line.rstrip() for line in text.splitlines()]
                 for span in self.store.spans_for_path(path):
-                    where = None if span.state == "deleted" else locate(span.text, text, span.range.start_line)
+                    where = None if span.state == "deleted" else _unmoved(span, lines)
+                    if where is None and span.state != "deleted":
+                        where = locate(span.text, text, span.range.start_line)
                     if where is not None:
                         moved = Span(span.generation_id, span.path, where[0], span.text, span.state, span.commit,
                                      span.updated_at)
                         found.append(Match(span.generation_id, moved, where[1]))
             self._anchored[path] = found
         return self._anchored[path]
+
+
+def _unmoved(span: Span, lines: list[str]) -> tuple[Range, Confidence] | None:
+    """`locate`'s first case (the text still at its recorded lines) without re-splitting the file per span."""
+    want = [line.rstrip() for line in span.text.splitlines()] or [""]
+    start = span.range.start_line
+    if lines[start:start + len(want)] == want:
+        return Range(start, start + len(want)), "exact"
+    return None
 
 
 class BlameHints:

@@ -2,10 +2,10 @@
 
 Off unless asked (`--redline`, ini `redline = true`, or `REDLINE=1`). Where the exception is at hand (each
 xdist worker, or the single process) a report of a failure is annotated with its traceback frames and assertion
-text; the controller alone collects them and hands each to a sidecar process (`ci_hook.sidecar`) that
-attributes and queues it on another core while the tests run, so the end of the run waits only for the last
-batch. Without the sidecar the controller writes them itself at the end. Redline never fails or slows a run:
-anything going wrong on our side becomes one warning line and the run goes on.
+text; the controller alone collects them and hands each to a sidecar process (`ci_hook.sidecar`, started at the
+first failure) that attributes and queues it on another core while the tests run, so the end of the run waits
+only for the last batch. Without the sidecar the controller writes them itself at the end. Redline never fails
+or slows a run: anything going wrong on our side becomes one warning line and the run goes on.
 
 This module is imported by every pytest run in an environment where Redline is installed, so it imports nothing
 beyond pytest until the plugin is switched on.
@@ -105,6 +105,8 @@ class Recorder:
         self.rootpath = Path(str(config.rootpath))
         self.blame_files = MAX_BLAME_FILES if config.getini("redline_blame") else 0
         self.sidecar: Any = None
+        self._started = False
+        self._backlog = bytearray()
         self.failures: list[dict[str, Any]] = []
         self.recorded = 0
         self.generations = 0
@@ -134,23 +136,37 @@ class Recorder:
             self.problem = self.problem or f"could not read a failure report ({_safe_str(exc)})"
             return
         self.failures.append(failure)
+        if not self._started:
+            self._start_sidecar()
         if self.sidecar is not None:
             import json
 
-            try:
-                self.sidecar.stdin.write(json.dumps(failure, default=str).encode() + b"\n")
-                self.sidecar.stdin.flush()
-            except (OSError, ValueError):  # it died: everything is written in-process at the end instead
-                _stop(self.sidecar)
-                self.sidecar = None
+            self._backlog += json.dumps(failure, default=str).encode() + b"\n"
+            self._send()
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    def _send(self) -> None:
+        """Write what the pipe takes now (it is non-blocking: a busy sidecar never holds up a test)."""
+        try:
+            while self._backlog:
+                sent = os.write(self.sidecar.stdin.fileno(), self._backlog)
+                del self._backlog[:sent]
+        except BlockingIOError:
+            pass
+        except (OSError, ValueError):  # it died: everything is written in-process at the end instead
+            _stop(self.sidecar)
+            self.sidecar = None
+
+    def _start_sidecar(self) -> None:
+        """Start the writer at the first failure, so a green run costs nothing at all."""
         import subprocess
 
+        self._started = True
         try:
             self.sidecar = subprocess.Popen(sidecar_command(self.rootpath, self.blame_files), stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            os.set_blocking(self.sidecar.stdin.fileno(), False)
         except OSError:
+            _stop(self.sidecar)
             self.sidecar = None  # written in-process at the end instead
 
     @pytest.hookimpl(tryfirst=True)
@@ -180,7 +196,8 @@ class Recorder:
         import subprocess
 
         try:
-            out, _ = proc.communicate(timeout=WRITER_TIMEOUT_S)
+            os.set_blocking(proc.stdin.fileno(), True)
+            out, _ = proc.communicate(bytes(self._backlog) or None, timeout=WRITER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             _stop(proc)
             return {"problem": f"the queue writer did not finish within {WRITER_TIMEOUT_S} s"}

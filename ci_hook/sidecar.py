@@ -11,14 +11,16 @@ the queue.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-#: failures queued per transaction at most (a batch is also written whenever no more failures are waiting)
-BATCH = 200
+#: a batch is written when this many failures are waiting, or when none has arrived for `IDLE_FLUSH_S`
+BATCH = 50
+IDLE_FLUSH_S = 0.5
 
 
 class Writer:
@@ -51,11 +53,11 @@ class Writer:
             self.unattributed += 1
 
     def flush(self) -> None:
-        from redline.ledger import record_feedback
-
+        # `FailureFeedback` already attributed each failure, frame by frame, with the ledger's re-anchoring rule;
+        # going through `record_feedback` would re-anchor every unattributed one again for nothing
         if self.pending:
             batch, self.pending = self.pending, []
-            self.new += record_feedback(self.store, self.config, batch, file_texts=self.builder.file_texts).feedback
+            self.new += self.store.add(feedback=batch).feedback
 
     def summary(self) -> dict[str, Any]:
         return {"recorded": self.recorded, "new": self.new, "generations": len(self.generations),
@@ -96,15 +98,20 @@ def main(argv: list[str]) -> int:
         problem = _one_line(exc)
     seen = 0
     while True:
-        line = inbox.get()
+        try:
+            line = inbox.get(timeout=IDLE_FLUSH_S)
+        except queue.Empty:
+            line = b""
         if line is None:
             break
-        seen += 1
         if writer is None or problem is not None:
+            seen += bool(line)
             continue
         try:
-            writer.add(json.loads(line))
-            if inbox.empty() or len(writer.pending) >= BATCH:
+            if line:
+                seen += 1
+                writer.add(json.loads(line))
+            if not line or len(writer.pending) >= BATCH:
                 writer.flush()
         except Exception as exc:
             problem = _one_line(exc)
@@ -128,4 +135,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(code)  # the queue is closed and the answer sent: skip the interpreter's teardown the run waits on

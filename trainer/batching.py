@@ -1,8 +1,8 @@
 """Batches: length-bucketed micro-batch schedules, left-padded collation and completion-only logits.
 
 Rows are left-padded so every completion ends at the last position; the model is then asked for logits of only
-the last C+1 positions (`logits_to_keep`), so the vocabulary projection is never paid for prompt tokens.
-"""
+the C positions that predict completion tokens (`logits_to_keep` as indices), so the vocabulary projection is
+never paid for prompt tokens."""
 
 from __future__ import annotations
 
@@ -51,9 +51,11 @@ def collate(prompts: Sequence[list[int]], completions: Sequence[list[int]], *, p
 def completion_logits(model: Any, batch: Batch) -> torch.Tensor:
     """Logits [B, C, V] at the positions that predict each completion token."""
     c = batch.completion_ids.shape[1]
+    width = batch.input_ids.shape[1]
+    keep = torch.arange(width - c - 1, width - 1, device=batch.input_ids.device)  # a contiguous [B, C, V] result
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                logits_to_keep=c + 1, use_cache=False)
-    return out.logits[:, :c, :]
+                logits_to_keep=keep, use_cache=False)
+    return out.logits
 
 
 def schedule(pairs: Sequence[Pair], *, batch_size: int, seed: int, epochs: int, min_micro: int = 0

@@ -24,7 +24,7 @@ class Checkpointer:
         self.dir = directory
         self.fingerprint = fingerprint  # config + data identity: never resume a different run
 
-    def save(self, step: int, model: Any, optimizer: Any, scheduler: Any) -> Path:
+    def save(self, step: int, model: Any, optimizer: Any, scheduler: Any, extra: Any = None) -> Path:
         from peft import get_peft_model_state_dict
         from safetensors.torch import save_file
 
@@ -40,6 +40,7 @@ class Checkpointer:
             "fingerprint": self.fingerprint,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
+            "extra": extra,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
         }
@@ -55,14 +56,15 @@ class Checkpointer:
                 shutil.rmtree(old, ignore_errors=True)
         return final
 
-    def restore(self, model: Any, optimizer: Any, scheduler: Any) -> int:
-        """Load the latest checkpoint into the given objects; returns the step to continue from (0 if none)."""
+    def restore(self, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, Any]:
+        """Load the latest checkpoint into the given objects; returns (the step to continue from, the `extra`
+        saved with it) — (0, None) when there is none."""
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         pointer = self.dir / "latest"
         if not pointer.exists():
-            return 0
+            return 0, None
         path = self.dir / pointer.read_text(encoding="utf-8").strip()
         try:
             state = torch.load(path / "state.pt", weights_only=False, map_location="cpu")
@@ -80,7 +82,7 @@ class Checkpointer:
         random.setstate(state["rng"]["python"])
         if state["rng"]["cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        return int(state["step"])
+        return int(state["step"]), state.get("extra")
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -51,6 +51,9 @@ class TrainConfig:
     max_feedback_chars: int = 2000
     #: records whose feedback only says "passed" are kept as anchors (teacher = student context)
     use_passed_anchors: bool = False
+    #: the teacher: "base" (the base weights, adapter disabled) or "ema" (base + an EMA copy of the student's LoRA)
+    teacher: str = "base"
+    ema_rate: float = 0.05
     #: on-policy mode: this fraction of each batch gets a fresh attempt sampled from the current student, scored
     #: by the same hindsight teacher (the feedback stays the one given on the recorded attempt)
     on_policy_ratio: float = 0.0
@@ -93,6 +96,10 @@ class TrainConfig:
             _bad("lr", self.lr, "a positive number")
         if not 0.0 <= self.warmup_ratio < 1.0:
             _bad("warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        if self.teacher not in ("base", "ema"):
+            _bad("teacher", self.teacher, "'base' or 'ema'")
+        if not 0.0 < self.ema_rate <= 1.0:
+            _bad("ema_rate", self.ema_rate, "a number in (0, 1]")
         if not 0.0 <= self.on_policy_ratio <= 1.0:
             _bad("on_policy_ratio", self.on_policy_ratio, "a fraction in [0, 1]")
         if self.on_policy_ratio and self.method != "self-distill":

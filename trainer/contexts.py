@@ -198,6 +198,9 @@ def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: lis
                     generation.id, len(comp), config.max_length)
         return None
     student = student_prompt_ids(tokenizer, generation)
+    if not student:  # nothing predicts the first completion token
+        log.warning("record %s skipped: its prompt renders to no tokens", generation.id)
+        return None
     truncated = len(student) > budget
     student = _keep_tail(student, budget, tokenizer)
     if text:

@@ -30,6 +30,7 @@ from trainer.errors import TrainError
 from trainer.fsutil import write_json
 from trainer.losses import importance_weights, masked_mean, sft_loss, token_divergence, token_logprobs
 from trainer.model import attach_lora, load_base, model_identity, tokenizer_fingerprint
+from trainer.teacher import EmaTeacher
 
 log = logging.getLogger("redline.trainer")
 
@@ -80,6 +81,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
 
     _seed(config.seed)  # LoRA init depends only on the seed, not on what the baselines sampled
     model = attach_lora(model, config, adapter_dir=init_adapter)
+    ema = EmaTeacher(model, config.ema_rate) if config.teacher == "ema" else None
     params = [p for p in model.parameters() if p.requires_grad]
     plan = schedule(pairs, batch_size=config.batch_size, seed=config.seed, epochs=config.epochs,
                     min_micro=(config.max_steps or 0) * config.grad_accum)
@@ -88,7 +90,9 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(n_steps, max(1, round(config.warmup_ratio * n_steps))))
     ckpt = Checkpointer(Path(out_dir) / "checkpoints", _run_fingerprint(model_path, config, pairs))
-    start = ckpt.restore(model, optimizer, scheduler) if config.checkpoint_every else 0
+    start, extra = ckpt.restore(model, optimizer, scheduler) if config.checkpoint_every else (0, None)
+    if ema is not None and extra is not None:
+        ema.load_state_dict(extra["ema"])
     if start:
         log.info("resuming from checkpoint at step %d of %d", start, n_steps)
 
@@ -104,7 +108,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
                 if config.on_policy_ratio:
                     batch = on_policy(model, tokenizer, batch, config, step)
                 if config.method == "self-distill":
-                    loss, kl, n = distill_loss(model, batch, config, tokenizer.pad_token_id, parent_version)
+                    loss, kl, n = distill_loss(model, batch, config, tokenizer.pad_token_id, parent_version,
+                                               ema=ema)
                 else:
                     loss, kl, n = sft_batch_loss(model, batch, tokenizer.pad_token_id)
                 (loss / len(micro)).backward()
@@ -115,19 +120,21 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update()
             stats.update(grad_norm=float(grad_norm), lr=scheduler.get_last_lr()[0],
                          tok_s=stats["tokens"] / max(1e-9, time.perf_counter() - t0))
             tokens += int(stats["tokens"])
             history.append(stats)
             bar.advance(stats)
             if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < n_steps:
-                ckpt.save(step + 1, model, optimizer, scheduler)
+                ckpt.save(step + 1, model, optimizer, scheduler, {"ema": ema.state_dict()} if ema else None)
             if on_step is not None:
                 on_step(step + 1, stats)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
+    model.save_pretrained(str(out_dir), selected_adapters=["default"])
     config.save(out_dir / "train_config.json")
     metrics.update(_summarise(history))
     result = TrainResult(out_dir, config.method, n_steps, len(examples), len(pairs), len(examples) - len(pairs),
@@ -151,43 +158,45 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
 
 
 def distill_loss(model: Any, pairs: Sequence[Pair], config: TrainConfig, pad_id: int,
-                 parent_version: str | None) -> tuple[torch.Tensor, float, int]:
+                 parent_version: str | None, *, ema: EmaTeacher | None = None) -> tuple[torch.Tensor, float, int]:
     """SDPO on one micro-batch: (loss, mean divergence, scored tokens)."""
     dev = next(model.parameters()).device
     comps = [p.completion_ids for p in pairs]
     student = collate([p.student_ids for p in pairs], comps, pad_id=pad_id, device=dev)
     teacher = collate([p.teacher_ids for p in pairs], comps, pad_id=pad_id, device=dev)
-    # The teacher is the same weights with the adapter off, in eval mode, without a graph.
+    # The teacher is the same weights with the adapter off (or the EMA adapter on), in eval mode, without a graph.
     model.eval()
-    with torch.no_grad(), model.disable_adapter():
+    with torch.no_grad(), (ema.active() if ema is not None else model.disable_adapter()):
         t_logits = completion_logits(model, teacher)
     model.train()
     s_logits = completion_logits(model, student)
-    mask = student.completion_mask
-    s_tok, t_tok = s_logits[mask], t_logits[mask]
-    div = token_divergence(s_tok, t_tok, alpha=config.alpha, top_k=config.top_k)
-    weights = _off_policy_weights(pairs, s_tok, student.completion_ids[mask], mask, config, parent_version)
-    values = div if weights is None else div * weights
-    loss = masked_mean(values, torch.ones_like(values, dtype=torch.bool))
-    return loss, float(div.detach().mean()) if div.numel() else 0.0, int(mask.sum())
+    # Flat [B·C, V] views (no copies); padded completion slots are masked out of the mean.
+    mask = student.completion_mask.reshape(-1)
+    s_flat = s_logits.reshape(-1, s_logits.shape[-1])
+    t_flat = t_logits.reshape(-1, t_logits.shape[-1])
+    div = token_divergence(s_flat, t_flat, alpha=config.alpha, top_k=config.top_k)
+    weights = _off_policy_weights(pairs, s_flat, student.completion_ids.reshape(-1), student.completion_mask,
+                                  config, parent_version)
+    loss = masked_mean(div if weights is None else div * weights, mask)
+    n = int(mask.sum())
+    return loss, float(div.detach()[mask].sum()) / max(1, n), n
 
 
-def _off_policy_weights(pairs: Sequence[Pair], s_tok: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+def _off_policy_weights(pairs: Sequence[Pair], s_flat: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
                         config: TrainConfig, parent_version: str | None) -> torch.Tensor | None:
-    """Clipped importance weights for records sampled by another adapter than the one we continue from."""
+    """Clipped importance weights [B·C] for records sampled by another adapter than the one we continue from."""
     off = [p.old_logprobs is not None and p.adapter_version != parent_version for p in pairs]
     if not any(off):
         return None
-    old = torch.zeros(mask.shape, dtype=torch.float32, device=s_tok.device)
-    use = torch.zeros(mask.shape, dtype=torch.bool, device=s_tok.device)
+    old = torch.zeros(mask.shape, dtype=torch.float32, device=s_flat.device)
+    use = torch.zeros(mask.shape, dtype=torch.bool, device=s_flat.device)
     width = mask.shape[1]
     for row, (p, is_off) in enumerate(zip(pairs, off, strict=True)):
         if is_off and p.old_logprobs is not None:
             old[row, width - len(p.old_logprobs):] = torch.tensor(p.old_logprobs, dtype=torch.float32)
             use[row, width - len(p.old_logprobs):] = True
-    logp = token_logprobs(s_tok, ids)
-    weights = importance_weights(logp, old[mask], clip=config.is_clip)
-    return torch.where(use[mask], weights, torch.ones_like(weights))
+    weights = importance_weights(token_logprobs(s_flat, ids), old.reshape(-1), clip=config.is_clip)
+    return torch.where(use.reshape(-1), weights, torch.ones_like(weights))
 
 
 def sft_batch_loss(model: Any, pairs: Sequence[Pair], pad_id: int) -> tuple[torch.Tensor, float, int]:

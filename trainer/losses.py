@@ -24,11 +24,11 @@ def topk_with_tail(student_logits: torch.Tensor, teacher_logits: torch.Tensor, *
     log(−expm1(logsumexp(top-K log-probs))) with a clamp, which stays finite when the top-K holds all the mass.
     """
     k = min(k, student_logits.shape[-1])
-    s_logp = F.log_softmax(student_logits.float(), dim=-1)
-    t_logp = F.log_softmax(teacher_logits.float(), dim=-1)
-    ids = s_logp.detach().topk(k, dim=-1).indices
-    s_top = s_logp.gather(-1, ids)
-    t_top = t_logp.gather(-1, ids)
+    s, t = student_logits.float(), teacher_logits.float()
+    ids = s.detach().topk(k, dim=-1).indices
+    # gather − logsumexp instead of a full log_softmax: no [N, V] log-prob tensor is materialised
+    s_top = s.gather(-1, ids) - torch.logsumexp(s, dim=-1, keepdim=True)
+    t_top = t.gather(-1, ids) - torch.logsumexp(t, dim=-1, keepdim=True)
     return _with_tail(s_top), _with_tail(t_top)
 
 
@@ -73,11 +73,11 @@ def importance_weights(logp: torch.Tensor, logp_old: torch.Tensor, *, clip: floa
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over masked positions; an empty mask gives a zero that still backpropagates."""
-    mask = mask.to(values.dtype)
-    n = mask.sum()
-    if n.item() == 0:
+    mask = mask.bool()
+    n = int(mask.sum())
+    if n == 0:
         return values.sum() * 0.0
-    return (values * mask).sum() / n
+    return torch.where(mask, values, torch.zeros_like(values)).sum() / n
 
 
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

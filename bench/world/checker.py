@@ -277,15 +277,16 @@ def static_findings(tree: ast.AST, conv: Conventions) -> list[Finding]:
 
 
 _ALLOWED = (ast.Module, ast.FunctionDef, ast.arguments, ast.Assign, ast.Expr, ast.Call, ast.Name, ast.Constant,
-            ast.keyword, ast.Return, ast.Load, ast.Store, ast.Pass)
+            ast.keyword, ast.Return, ast.Load, ast.Store, ast.Pass, ast.arg)
 
 
 # -- the check ---------------------------------------------------------------------------------------------------
 
 
-def execute(code: str, conv: Conventions) -> tuple[Run, Finding | None]:
-    """Run `def task():` + code; return the run and a fatal finding (syntax error, real exception), if any."""
-    source = "def task():\n" + code + "\n"
+def execute(code: str, conv: Conventions, params: tuple[str, ...] = ()) -> tuple[Run, Finding | None]:
+    """Run `def task(params):` + code, called with each parameter's name as its value; return the run and a fatal
+    finding (syntax error, real exception), if any."""
+    source = f"def task({', '.join(params)}):\n" + code + "\n"
     run = Run()
     try:
         tree = ast.parse(source)
@@ -299,7 +300,7 @@ def execute(code: str, conv: Conventions) -> tuple[Run, Finding | None]:
     ns = namespace(conv, run, {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
     try:
         exec(compiled, ns)
-        result = ns["task"]()
+        result = ns["task"](*params)
     except Exception as exc:  # a real failure of the attempt: the test stops here, as pytest would
         line = _caller_line_from(exc)
         message = f"{type(exc).__name__}: {exc}"
@@ -330,9 +331,10 @@ def _src_line(code: str, line: int | None) -> str | None:
     return ">   " + lines[line - 1].strip()
 
 
-def check(conv: Conventions, code: str, expected: list[tuple[str, ...]]) -> CheckResult:
-    """Check `code` (a `def task():` body) against conventions `conv` and the reference effects `expected`."""
-    run, fatal = execute(code, conv)
+def check(conv: Conventions, code: str, expected: list[tuple[str, ...]], params: tuple[str, ...] = ()
+          ) -> CheckResult:
+    """Check `code` (the body of `def task(params):`) against conventions `conv` and the reference effects."""
+    run, fatal = execute(code, conv, params)
     if fatal is not None:
         return CheckResult(False, (fatal,))
     findings = [Finding("test_failure", "pytest", msg, detail=_src_line(code, line), line=line)

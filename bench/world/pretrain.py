@@ -35,9 +35,9 @@ EOS, PAD = "</s>", "<pad>"
 PRETOKEN = r" ?[A-Za-z_][A-Za-z0-9_]*| ?[0-9]+| ?[^\sA-Za-z0-9_]|\n| +"
 
 DEFAULTS: dict[str, Any] = {
-    "seed": 0, "docs": 24_000, "hindsight_fraction": 0.5, "vocab_size": 1024, "hidden_size": 128,
+    "seed": 0, "docs": 16_000, "hindsight_fraction": 0.5, "vocab_size": 1024, "hidden_size": 128,
     "layers": 4, "heads": 4, "intermediate_size": 384, "max_len": 384, "batch_tokens": 4096, "lr": 3e-3,
-    "warmup": 30, "time_budget_s": 570, "max_steps": 700, "threads": 2,
+    "warmup": 30, "time_budget_s": 480, "max_steps": 500, "threads": 2,
 }
 
 
@@ -45,13 +45,13 @@ DEFAULTS: dict[str, Any] = {
 
 
 def default_doc(rng: random.Random, structures: list[tuple[str, ...]]) -> tuple[str, str]:
-    task = make_task(rng.choice(structures), rng, "pretrain")
+    task = make_task(rng.choice(structures), "pretrain")
     return task.prompt, task.solution({})
 
 
 def hindsight_doc(rng: random.Random, structures: list[tuple[str, ...]]) -> tuple[str, str]:
     """(context, corrected code): a random convention set that the task touches, a partly-default attempt."""
-    task = make_task(rng.choice(structures), rng, "pretrain")
+    task = make_task(rng.choice(structures), "pretrain")
     apis = list(task.apis)
     touched = rng.sample(apis, rng.randint(1, min(3, len(apis))))
     others = [a for a in APIS if a not in apis]
@@ -61,7 +61,7 @@ def hindsight_doc(rng: random.Random, structures: list[tuple[str, ...]]) -> tupl
     # the attempt already follows some conventions (a partly trained student); usually none
     applied = {a: ch for a, ch in conv.items() if rng.random() < 0.2}
     attempt = task.solution(applied)
-    result = check_code(conv, attempt, expected_effects(task, conv))
+    result = check_code(conv, attempt, expected_effects(task, conv), task.params)
     feedback = render_feedback_varied(result.findings, rng)
     context = HINDSIGHT_TEMPLATE.format(prompt=task.prompt, completion=attempt, feedback=feedback)
     return context, task.solution(conv)

@@ -41,7 +41,7 @@ def random_conventions(rng: random.Random, n_changes: int) -> Conventions:
 
 
 def expected_effects(task: Task, conv: Conventions) -> list[tuple[str, ...]]:
-    run, fatal = execute(task.solution(conv), conv)
+    run, fatal = execute(task.solution(conv), conv, task.params)
     if fatal is not None or run.errors:
         raise AssertionError(f"reference solution of {task.id} fails: {fatal or run.errors}")
     return run.effects
@@ -69,7 +69,7 @@ class Repo:
 
 def check(repo: Repo, task: Task, code: str) -> CheckResult:
     """Run the repository's tests, linter and reviewer on `code`, an attempt at `task`."""
-    return check_code(repo.conventions, code, expected_effects(task, repo.conventions))
+    return check_code(repo.conventions, code, expected_effects(task, repo.conventions), task.params)
 
 
 def _split(structures: list[tuple[str, ...]], changed: set[str], rng: random.Random
@@ -98,10 +98,10 @@ def make_repo(index: int, seed: int, *, n_changes: int = 5, n_train: int = 512, 
     train_structs, held_structs = split
     repo = Repo(f"world-{seed}-{index}", seed, conv)
     pool = [*train_structs] * 3 + unchanged  # about a quarter of the train records touch no changed API
-    repo.train_tasks = [make_task(rng.choice(pool), rng, f"{repo.id}/train/{i}") for i in range(n_train)]
-    repo.heldout_tasks = [make_task(rng.choice(held_structs), rng, f"{repo.id}/heldout/{i}")
+    repo.train_tasks = [make_task(rng.choice(pool), f"{repo.id}/train/{i}") for i in range(n_train)]
+    repo.heldout_tasks = [make_task(rng.choice(held_structs), f"{repo.id}/heldout/{i}")
                           for i in range(n_heldout)]
-    repo.unchanged_tasks = [make_task(rng.choice(unchanged), rng, f"{repo.id}/unchanged/{i}")
+    repo.unchanged_tasks = [make_task(rng.choice(unchanged), f"{repo.id}/unchanged/{i}")
                             for i in range(n_unchanged)]
     return repo
 

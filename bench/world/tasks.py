@@ -1,38 +1,22 @@
-"""Tasks: a short chain of API calls asked for in one comment line, answered by the body of `def task():`.
+"""Tasks: a short chain of API calls asked for in one comment line, answered by the body of a `def task(...)`.
 
-A task's *structure* is its sequence of API functions (e.g. read_file → parse_json → send); its literals (paths,
-hosts, keys) are drawn per task. Held-out tasks use structures that no train task uses, so they test the same
-changed conventions in new combinations, not memorised outputs.
+A task's *structure* is its sequence of API functions (e.g. read_file → parse_json → send); the function's
+parameters carry the paths, hosts and keys (`def task(src, target):`). Held-out tasks use structures that no train
+task uses, so they test the same changed conventions in new combinations, not memorised outputs.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from bench.world.api import APIS, Conventions, render_call
 
-WORDS = ("alpha", "beta", "gamma", "delta", "omega", "north", "south", "east", "west", "blue", "green", "red",
-         "users", "orders", "items", "cache", "main", "notes", "report", "stats", "events", "config", "backup",
-         "sales", "jobs", "queue", "audit", "metrics", "inbox", "prices")
-KEYS = ("id", "name", "date", "price", "age", "score", "city", "email", "total", "status", "owner", "rank")
 VARS = "abcdefgh"
 RETURN = "return"
-#: the line every prompt ends with; the completion is the indented function body
-SIGNATURE = "def task():\n"
-
-
-def literal(kind: str, rng: random.Random) -> str:
-    w = rng.choice(WORDS)
-    if kind == "path":
-        return f"{w}.{rng.choice(('txt', 'json', 'csv', 'log'))}"
-    if kind == "url":
-        return f"{w}.{rng.choice(('com', 'org', 'io'))}"
-    if kind == "host":
-        return f"{rng.choice(('db', 'srv', 'node'))}-{w}"
-    if kind in ("key", "name"):
-        return rng.choice(KEYS)
-    return w  # table
+#: the name a task's parameter gets for each API's literal argument (unique within any chain)
+ARG_NAMES = {("read_file", "path"): "src", ("write_file", "path"): "dest", ("fetch", "url"): "url",
+             ("connect", "host"): "host", ("send", "host"): "target", ("query", "table"): "table",
+             ("sort_rows", "key"): "key", ("filter_rows", "key"): "field", ("get_field", "name"): "name"}
 
 
 @dataclass(frozen=True)
@@ -40,12 +24,21 @@ class Task:
     id: str
     #: API names in call order; a final "return" means the last value is returned
     structure: tuple[str, ...]
-    #: literal arguments per step, as (parameter, value) pairs
+    #: literal arguments per step, as (parameter, task argument name) pairs
     literals: tuple[tuple[tuple[str, str], ...], ...]
 
     @property
     def apis(self) -> tuple[str, ...]:
         return tuple(s for s in self.structure if s != RETURN)
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The task function's parameters, in order of use."""
+        return tuple(arg for lits in self.literals for _, arg in lits)
+
+    @property
+    def signature(self) -> str:
+        return f"def task({', '.join(self.params)}):\n"
 
     @property
     def prompt(self) -> str:
@@ -54,8 +47,8 @@ class Task:
             if step == RETURN:
                 phrases.append("return it")
                 continue
-            phrases.append(APIS[step].phrase.format(**{k: f'"{v}"' for k, v in lits}))
-        return "# " + ", ".join(phrases) + "\n" + SIGNATURE
+            phrases.append(APIS[step].phrase.format(**dict(lits)))
+        return "# " + ", ".join(phrases) + "\n" + self.signature
 
     def solution(self, conv: Conventions) -> str:
         """The correct body under conventions `conv` (no trailing newline)."""
@@ -66,7 +59,7 @@ class Task:
                 lines.append(f"return {var}")
                 continue
             api = APIS[step]
-            args = {k: f'"{v}"' for k, v in lits}
+            args = dict(lits)
             if api.value_param is not None:
                 args[api.value_param.name] = var
             call = render_call(api, args, conv)
@@ -100,11 +93,11 @@ def all_structures(max_producers: int = 3) -> list[tuple[str, ...]]:
     return sorted(set(out))
 
 
-def make_task(structure: tuple[str, ...], rng: random.Random, task_id: str) -> Task:
+def make_task(structure: tuple[str, ...], task_id: str) -> Task:
     lits = []
     for step in structure:
         if step == RETURN:
             lits.append(())
             continue
-        lits.append(tuple((p.name, literal(p.name, rng)) for p in APIS[step].literal_params))
+        lits.append(tuple((p.name, ARG_NAMES[step, p.name]) for p in APIS[step].literal_params))
     return Task(task_id, structure, tuple(lits))

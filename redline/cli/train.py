@@ -11,6 +11,7 @@ import click
 
 from redline.config import Config, load_config
 from redline.errors import ConfigError, NotFound
+from redline.records import utc_now
 
 
 def _model(config: Config, override: str | None) -> str:
@@ -112,11 +113,22 @@ def _train_and_register(config: Config, store: Any, model_ref: str, tcfg: Any) -
         raise
     shutil.rmtree(work, ignore_errors=True)
     click.echo(report.table())
+    store.set_meta("last_training", {"at": utc_now(), "version": version, "records": result.pairs,
+                                     "gate_passed": report.passed})
     if report.passed:
         registry.promote(version)
         click.echo(f"adapter {version} trained on {result.pairs} records and promoted")
     else:
         click.echo(f"adapter {version} kept but NOT promoted; `redline adapters promote {version}` to override")
+    _publish_current(store, registry)
+
+
+def _publish_current(store: Any, registry: Any) -> None:
+    """Mirror the served adapter into the queue's meta, where `redline status` and the language server read it."""
+    current = registry.current()
+    gate = (registry.meta(current).get("gate") or {}) if current else {}
+    store.set_meta("current_adapter", None if current is None else {
+        "version": current, "path": str(registry.path(current)), "gate_passed": gate.get("passed")})
 
 
 def _with_checkpoints(tcfg: Any) -> Any:
@@ -194,7 +206,10 @@ def promote(version: str) -> None:
     """Serve VERSION from now on."""
     from trainer.registry import AdapterRegistry
 
-    AdapterRegistry(load_config().adapters_dir).promote(version)
+    config = load_config()
+    registry = AdapterRegistry(config.adapters_dir)
+    registry.promote(version)
+    _publish_with_store(config, registry)
     click.echo(f"{version} is now current")
 
 
@@ -203,5 +218,18 @@ def rollback() -> None:
     """Serve the previously promoted adapter again (or the base model)."""
     from trainer.registry import AdapterRegistry
 
-    previous = AdapterRegistry(load_config().adapters_dir).rollback()
+    config = load_config()
+    registry = AdapterRegistry(config.adapters_dir)
+    previous = registry.rollback()
+    _publish_with_store(config, registry)
     click.echo(f"{previous} is now current" if previous else "no adapter is current; serving the base model")
+
+
+def _publish_with_store(config: Config, registry: Any) -> None:
+    from redline.queue import open_store
+
+    store = open_store(config)
+    try:
+        _publish_current(store, registry)
+    finally:
+        store.close()

@@ -6,7 +6,6 @@ Pure Python and fast; the model tests use the committed tiny model and skip when
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,13 @@ from bench.world.repos import expected_effects
 from bench.world.tasks import RETURN, Task, all_structures, make_task
 
 
-def _task(*structure: str, seed: int = 0) -> Task:
-    return make_task(tuple(structure), random.Random(seed), "t")
+def _task(*structure: str) -> Task:
+    return make_task(tuple(structure), "t")
 
 
 def _findings(conv: dict[str, Change], task: Task, code: str | None = None) -> list[tuple[str, str, str]]:
     code = task.solution({}) if code is None else code
-    result = check_code(conv, code, expected_effects(task, conv))
+    result = check_code(conv, code, expected_effects(task, conv), task.params)
     return [(f.kind, f.source, f.message) for f in result.findings]
 
 
@@ -47,7 +46,7 @@ def test_rename_is_a_name_error_with_did_you_mean() -> None:
 
 def test_unknown_name_is_a_real_name_error_and_stops_the_run() -> None:
     task = _task("read_file", "write_file")
-    code = '    a = raed_file("x.txt")\n    write_file("y.txt", a)'
+    code = "    a = raed_file(src)\n    write_file(dest, a)"
     assert _findings({}, task, code) == [
         ("test_failure", "pytest", "NameError: name 'raed_file' is not defined. Did you mean: 'read_file'?")]
 
@@ -67,7 +66,7 @@ def test_dropped_argument_is_an_arity_error() -> None:
 def test_changed_constant_is_an_assertion_diff() -> None:
     task = _task("read_file", "log")
     conv = {"log": Change("log", "literal", '"notice"')}
-    result = check_code(conv, task.solution({}), expected_effects(task, conv))
+    result = check_code(conv, task.solution({}), expected_effects(task, conv), task.params)
     (f,) = result.findings
     assert (f.kind, f.message, f.detail) == ("test_failure", "AssertionError: assert 'info' == 'notice'",
                                              "- notice\n+ info")
@@ -116,6 +115,15 @@ def test_repos_are_seeded() -> None:
     assert [r.conventions for r in a] == [r.conventions for r in b]
     assert [t.prompt for t in a[0].heldout_tasks] == [t.prompt for t in b[0].heldout_tasks]
     assert a[0].conventions != a[1].conventions
+
+
+def test_task_arguments_are_parameters() -> None:
+    task = _task("read_file", "parse_json", "send")
+    assert task.prompt == "# read src, parse it, send it to target\ndef task(src, target):\n"
+    assert task.solution({}) == "    a = read_file(src)\n    b = parse_json(a)\n    send(target, b)"
+    wrong = "    a = read_file(target)\n    b = parse_json(a)\n    send(src, b)"
+    assert _findings({}, task, wrong) == [
+        ("test_failure", "pytest", "AssertionError: assert 'src' == 'target'")]
 
 
 def test_structures_are_type_correct_chains() -> None:

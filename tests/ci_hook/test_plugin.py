@@ -224,3 +224,19 @@ def test_writes_in_process_when_the_sidecar_is_unavailable(project: pytest.Pytes
     result = project.runpytest(*LEAN, "--redline")
     result.stdout.fnmatch_lines(["redline: 3 failures recorded against 1 generations (2 unattributed)"])
     assert [fb.rule for fb in _feedback(project.path) if fb.generation_id == gen.id] == ["test_gen.py::test_ratio"]
+
+
+def test_a_green_run_starts_no_writer(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                      tmp_path: Path) -> None:
+    import sys
+
+    import ci_hook.pytest_plugin as plugin
+
+    marker = tmp_path / "writer-started"
+    argv = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    monkeypatch.setattr(plugin, "sidecar_command", lambda rootpath, blame_files: argv)
+    (pytester.path / ".git").mkdir()
+    pytester.makepyfile(test_ok="def test_ok():\n    assert True\n")
+    result = pytester.runpytest(*LEAN, "--redline")
+    result.stdout.fnmatch_lines(["redline: 0 failures recorded against 0 generations"])
+    assert not marker.exists()

@@ -60,12 +60,12 @@ def test_off_policy_records_get_clipped_importance_weights(tiny_tokenizer) -> No
     pair = build_pair(tiny_tokenizer, 0, g, failing(g), cfg)
     n = len(pair.completion_ids)
     pair.old_logprobs = [-50.0] * n  # the old policy found these very unlikely → ratio huge → clipped at 2
-    s_tok = torch.zeros(n, 30)
+    s_flat = torch.zeros(n, 30)
     ids = torch.tensor(pair.completion_ids).clamp(max=29)
     mask = torch.ones(1, n, dtype=torch.bool)
-    w = _off_policy_weights([pair], s_tok, ids, mask, cfg, parent_version=None)
+    w = _off_policy_weights([pair], s_flat, ids, mask, cfg, parent_version=None)
     assert torch.allclose(w, torch.full((n,), 2.0))
-    assert _off_policy_weights([pair], s_tok, ids, mask, cfg, parent_version="v0001") is None
+    assert _off_policy_weights([pair], s_flat, ids, mask, cfg, parent_version="v0001") is None
 
 
 def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp_path: Path) -> None:
@@ -154,3 +154,39 @@ def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) 
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelNotAvailable, match="save_pretrained"):
         load_base(tmp_path / "empty")
+
+
+def test_ema_teacher_trains_saves_only_the_student_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
+    from trainer.loop import EmaTeacher
+
+    cfg = TrainConfig(teacher="ema", ema_rate=0.5, max_steps=4, checkpoint_every=2, lr=1e-2, batch_size=4)
+    straight = train_adapter(tiny_model, examples(4), tmp_path / "a", cfg, progress=False)
+    assert straight.steps == 4 and not (tmp_path / "a" / "ema").exists()
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_checkpoint(step: int, stats: dict) -> None:
+        if step == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_adapter(tiny_model, examples(4), tmp_path / "b", cfg, progress=False, on_step=stop_after_checkpoint)
+    resumed = train_adapter(tiny_model, examples(4), tmp_path / "b", cfg, progress=False)
+    assert resumed.resumed_from_step == 2
+    a = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # the EMA state was checkpointed too
+
+    base, _tok = load_base(tiny_model)
+    model = attach_lora(base, cfg)
+    ema = EmaTeacher(model, 0.5)
+    assert all(not e.requires_grad and s.requires_grad for e, s in ema.pairs)
+    with torch.no_grad():
+        for _, s in ema.pairs:
+            s.add_(1.0)
+    ema.update()
+    assert all(torch.allclose(e, s - 0.5) for e, s in ema.pairs)
+    with ema.active():
+        pass
+    assert all(not e.requires_grad and s.requires_grad for e, s in ema.pairs)
