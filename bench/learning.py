@@ -95,13 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-steps", type=int, default=60, help="fewest optimizer steps per training run")
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(2)
     ns = [int(x) for x in args.ns.split(",")]
     methods = [m for m in args.methods.split(",") if m]
-    model = build_or_load_model()
+    model = args.model or build_or_load_model()
     repos = make_repos(args.repos, seed=args.world_seed)
     args.out.mkdir(parents=True, exist_ok=True)
     baseline: dict[str, dict[str, float]] = {}
@@ -126,15 +127,23 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  seed {seed} N={n:<4} {method:13} held-out {cell.heldout:6.1%}  "
                               f"unchanged {cell.unchanged:6.1%}  ({cell.train_seconds:.0f}s, "
                               f"{cell.info['steps']} steps)", flush=True)
-    results = {"args": {k: str(v) for k, v in vars(args).items()}, "baseline": baseline,
+                        write_outputs(args, baseline, cells, ns, methods, final=False)
+    table = write_outputs(args, baseline, cells, ns, methods, final=True)
+    print("\n" + table)
+    print(f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'learning.png'}")
+    return 0
+
+
+def write_outputs(args: argparse.Namespace, baseline: dict[str, dict[str, float]], cells: list[Cell],
+                  ns: list[int], methods: list[str], *, final: bool) -> str:
+    """Results after every cell, so a long run that is stopped still leaves what it measured."""
+    results = {"complete": final, "args": {k: str(v) for k, v in vars(args).items()}, "baseline": baseline,
                "cells": [c.__dict__ for c in cells]}
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = summarise(baseline, cells, ns, methods)
     (args.out / "table.md").write_text(table + "\n")
-    print("\n" + table)
     plot(baseline, cells, ns, methods, args.out / "learning.png")
-    print(f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'learning.png'}")
-    return 0
+    return table
 
 
 def _mean(values: list[float]) -> float:
@@ -158,7 +167,7 @@ def summarise(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list
             sel = [c for c in cells if c.method == m and c.n == n]
             row.append(f"{_mean([c.heldout for c in sel]):.1%} | {_mean([c.unchanged for c in sel]):.1%}")
         lines.append(f"| {m} | " + " | ".join(row) + " |")
-    lines.append(f"| teacher ceiling | " + " | ".join(f"{ceiling:.1%} | –" for _ in ns) + " |")
+    lines.append("| teacher ceiling | " + " | ".join(f"{ceiling:.1%} | –" for _ in ns) + " |")
     return "\n".join(lines)
 
 

@@ -37,7 +37,7 @@ PRETOKEN = r" ?[A-Za-z_][A-Za-z0-9_]*| ?[0-9]+| ?[^\sA-Za-z0-9_]|\n| +"
 DEFAULTS: dict[str, Any] = {
     "seed": 0, "docs": 16_000, "hindsight_fraction": 0.5, "vocab_size": 1024, "hidden_size": 128,
     "layers": 4, "heads": 4, "intermediate_size": 384, "max_len": 384, "batch_tokens": 4096, "lr": 3e-3,
-    "warmup": 30, "time_budget_s": 480, "max_steps": 500, "threads": 2,
+    "warmup": 30, "time_budget_s": 480, "max_steps": 500, "threads": 2, "init": "",
 }
 
 
@@ -161,9 +161,15 @@ def pretrain(out_dir: Path, **overrides: Any) -> Path:
     rng = random.Random(cfg["seed"])
     t0 = time.time()
     pairs = corpus(cfg["seed"], cfg["docs"], cfg["hindsight_fraction"])
-    tokenizer = build_tokenizer([c + code for c, code in pairs[:5000]], cfg["vocab_size"])
+    if cfg["init"]:  # continue from an earlier model (same tokenizer), e.g. a hindsight-heavy second stage
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(cfg["init"])
+        model = AutoModelForCausalLM.from_pretrained(cfg["init"], dtype=torch.float32)
+    else:
+        tokenizer = build_tokenizer([c + code for c, code in pairs[:5000]], cfg["vocab_size"])
+        model = make_model(tokenizer, cfg)
     docs = [d for d in encode_docs(tokenizer, pairs) if len(d[0]) + len(d[1]) <= cfg["max_len"]]
-    model = make_model(tokenizer, cfg)
     n_params = sum(p.numel() for p in model.parameters())
     n_tokens = sum(len(c) + len(t) for c, t in docs)
     print(f"corpus {len(docs)} docs, {n_tokens} tokens, model {n_params / 1e6:.2f}M params, "
