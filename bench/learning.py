@@ -47,13 +47,13 @@ class Cell:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def train_config(method: str, seed: int, n: int, steps: int | None) -> Any:
-    """The same trainer settings for every method; only the data differ. The general schedule: at least
-    `min_steps` optimizer steps (cycling over small data), else `epochs` passes."""
+def train_config(method: str, seed: int, steps: int, args: argparse.Namespace) -> Any:
+    """The same trainer settings for every method; only the data differ (alpha and top_k only affect
+    self-distillation)."""
     from trainer.api import TrainConfig
 
     return TrainConfig(method=method, hindsight="template", template=HINDSIGHT_TEMPLATE, seed=seed,
-                       max_steps=steps)
+                       max_steps=steps, lr=args.lr, batch_size=args.batch_size, alpha=args.alpha, top_k=args.top_k)
 
 
 def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
@@ -67,13 +67,14 @@ def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
 
 
 def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: list, work: Path,
-             steps: int | None) -> Cell:
+             args: argparse.Namespace) -> Cell:
     from trainer.api import TrainingExample, train_adapter
 
     examples = [TrainingExample(g, fbs) for g, fbs in records]
     out = work / f"{repo.id}-{seed}-{n}-{method}"
     start = time.perf_counter()
-    result = train_adapter(model, examples, out, train_config(method, seed, n, steps),
+    steps = steps_for(n, args.min_steps, args.batch_size)
+    result = train_adapter(model, examples, out, train_config(method, seed, steps, args),
                            checker=checker_for(repo) if method == "scalar" else None, progress=False)
     seconds = time.perf_counter() - start
     heldout = world_pass_rate(model, out, repo, repo.heldout_tasks)
@@ -82,7 +83,8 @@ def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: l
                 {"steps": result.steps, "pairs": result.pairs, "tokens": result.tokens})
 
 
-def steps_for(n: int, min_steps: int, batch_size: int = 4, epochs: int = 3) -> int:
+def steps_for(n: int, min_steps: int, batch_size: int, epochs: int = 3) -> int:
+    """A general schedule: `epochs` passes over the records, but at least `min_steps` optimizer steps."""
     return max(min_steps, -(-n * epochs // batch_size))
 
 
@@ -92,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--ns", default="16,64,256")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--min-steps", type=int, default=60, help="fewest optimizer steps per training run")
+    parser.add_argument("--min-steps", type=int, default=40, help="fewest optimizer steps per training run")
+    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate, the same for every method")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--alpha", type=float, default=0.0, help="self-distillation divergence mix (trainer default)")
+    parser.add_argument("--top-k", type=int, default=100, help="self-distillation top-K (trainer default)")
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in ns:
                     records = make_records(model, repo, n, seed=seed)
                     for method in methods:
-                        cell = run_cell(model, repo, seed, n, method, records, work, steps_for(n, args.min_steps))
+                        cell = run_cell(model, repo, seed, n, method, records, work, args)
                         cells.append(cell)
                         print(f"  seed {seed} N={n:<4} {method:13} held-out {cell.heldout:6.1%}  "
                               f"unchanged {cell.unchanged:6.1%}  ({cell.train_seconds:.0f}s, "

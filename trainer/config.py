@@ -1,8 +1,8 @@
 """`TrainConfig`: every trainer setting in one frozen dataclass, validated once, saved beside each adapter.
 
 Defaults are chosen for a small local model on a laptop: rank-16 LoRA on attention + MLP, a small learning rate
-(self-distillation collapses when pushed hard), top-100 distillation with a tail bucket. `alpha` = 1 (reverse
-KL) was picked by measurement with `bench/alpha_sweep.py`; see docs/trainer.md.
+(self-distillation collapses when pushed hard), top-100 distillation with a tail bucket. `alpha` = 0 (forward
+KL) was picked by measurement on the learning benchmark (`bench/learning.py`); see docs/trainer.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class TrainConfig:
     #: format string with {prompt}, {feedback} and optionally {completion}, for hindsight="template"
     template: str | None = None
     #: divergence mix: 0 = forward KL(T‖S), 1 = reverse KL(S‖T), between = generalised JSD
-    alpha: float = 1.0
+    alpha: float = 0.0
     #: distil over the student's top-K tokens plus one tail bucket; 0 = full vocabulary
     top_k: int = 100
     lr: float = 1e-4
