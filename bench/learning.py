@@ -88,6 +88,18 @@ def steps_for(n: int, min_steps: int, batch_size: int, epochs: int = 3) -> int:
     return max(min_steps, -(-n * epochs // batch_size))
 
 
+def resummarise(out: Path) -> str:
+    """Rebuild table.md and the plot from results.json (e.g. after a run was stopped part-way)."""
+    data = json.loads((out / "results.json").read_text())
+    cells = [Cell(**c) for c in data["cells"]]
+    ns = sorted({c.n for c in cells})
+    methods = list(dict.fromkeys(c.method for c in cells))
+    table = summarise(data["baseline"], cells, ns, methods)
+    (out / "table.md").write_text(table + "\n")
+    plot(data["baseline"], cells, ns, methods, out / "learning.png")
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=3)
@@ -102,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
+    parser.add_argument("--summarise", action="store_true", help="only rebuild table and plot from results.json")
     args = parser.parse_args(argv)
+    if args.summarise:
+        print(resummarise(args.out))
+        return 0
     import torch
 
     torch.set_num_threads(2)
@@ -161,8 +177,9 @@ def summarise(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list
     base_held = _mean([b["heldout"] for b in baseline.values()])
     base_unch = _mean([b["unchanged"] for b in baseline.values()])
     ceiling = _mean([b["ceiling"] for b in baseline.values()])
-    lines = [f"Mean over {len(baseline)} repos x {len({c.seed for c in cells})} seeds. "
-             f"Base model: held-out {base_held:.1%}, unchanged APIs {base_unch:.1%}; teacher ceiling {ceiling:.1%}.",
+    lines = [f"{len(cells)} training runs over {len(baseline)} repo(s); each cell is the mean of its runs (×k when "
+             f"k > 1). Base model: held-out {base_held:.1%}, unchanged APIs {base_unch:.1%}; "
+             f"teacher ceiling {ceiling:.1%}.",
              "",
              "| method | " + " | ".join(f"N={n} held-out | N={n} unchanged" for n in ns) + " |",
              "|---|" + "---|---|" * len(ns),
@@ -171,7 +188,8 @@ def summarise(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list
         row = []
         for n in ns:
             sel = [c for c in cells if c.method == m and c.n == n]
-            row.append(f"{_mean([c.heldout for c in sel]):.1%} | {_mean([c.unchanged for c in sel]):.1%}")
+            runs = f" ×{len(sel)}" if len(sel) > 1 else ("" if sel else " (not run)")
+            row.append(f"{_mean([c.heldout for c in sel]):.1%}{runs} | {_mean([c.unchanged for c in sel]):.1%}")
         lines.append(f"| {m} | " + " | ".join(row) + " |")
     lines.append("| teacher ceiling | " + " | ".join(f"{ceiling:.1%} | –" for _ in ns) + " |")
     return "\n".join(lines)
