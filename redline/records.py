@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import time
+import types
+import typing
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -287,16 +289,11 @@ _HINT_CACHE: dict[type, dict[str, Any]] = {}
 
 def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINT_CACHE:
-        import typing
-
         _HINT_CACHE[cls] = typing.get_type_hints(cls)
     return _HINT_CACHE[cls]
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    import types
-    import typing
-
     origin = typing.get_origin(hint)
     args = get_args(hint)
     if origin in (typing.Union, types.UnionType):

@@ -162,12 +162,20 @@ local function done(what)
   end
 end
 
--- Mark lines [line1, line2] (1-based, inclusive) as model-written: code pasted from another assistant.
-function M.mark(bufnr, line1, line2)
-  bufnr = bufnr or vim.api.nvim_get_current_buf()
+-- The buffer's redline client, or nil after telling the user there is none.
+local function client_or_warn(bufnr)
   local client = M.client(bufnr)
   if not client then
     vim.notify("Redline: no redline server for this buffer", vim.log.levels.WARN)
+  end
+  return client
+end
+
+-- Mark lines [line1, line2] (1-based, inclusive) as model-written: code pasted from another assistant.
+function M.mark(bufnr, line1, line2)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local client = client_or_warn(bufnr)
+  if not client then
     return
   end
   local args = {
@@ -181,9 +189,8 @@ end
 -- Run a review command (redline.comment / markGood / markBad) on the generated span under the cursor.
 function M.review(command, text, bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
-  local client = M.client(bufnr)
+  local client = client_or_warn(bufnr)
   if not client then
-    vim.notify("Redline: no redline server for this buffer", vim.log.levels.WARN)
     return
   end
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
