@@ -50,7 +50,7 @@ HUMAN_TASKS = 12
 
 SAMPLE_README = """# sample repository (made by `redline demo`)
 
-- `src/pipelines.py`: the team's code, in this repository's conventions
+- `src/pipelines/`: the team's code, in this repository's conventions
 - `tasks/*.py`: code the local model wrote (not committed); each was recorded by Redline where it landed
 - `tests/test_tasks.py`: behaviour tests (`python -m pytest --redline` records the failures)
 - `tools/report.py`: the linter and the reviewer (`python tools/report.py reports`, then `redline ci ingest`)
@@ -206,12 +206,10 @@ print(f"{n_lint} lint findings -> {ruff.name}, {n_review} review comments -> {re
 '''
 
 
-def human_code(repo: Any, tasks: list[Any]) -> str:
-    """The repository's existing, human-written code: reference solutions in this repository's conventions."""
-    parts = ['"""Pipelines written by the team, in this repository\'s conventions."""\n']
-    for i, t in enumerate(tasks):
-        parts.append(t.prompt.replace("def task(", f"def pipeline_{i}(") + repo.solution(t).rstrip("\n") + "\n")
-    return "\n\n".join(parts)
+def human_code(repo: Any, tasks: list[Any]) -> dict[str, str]:
+    """The repository's existing, human-written code: one pipeline module per reference solution, in this
+    repository's conventions (each module's entry point is `task`, the form the model writes)."""
+    return {f"src/pipelines/p{i:02d}.py": t.prompt + repo.solution(t).rstrip("\n") + "\n" for i, t in enumerate(tasks)}
 
 
 def _toml_str(s: str) -> str:
@@ -219,7 +217,9 @@ def _toml_str(s: str) -> str:
 
 
 def write_redline_toml(path: Path, model: Path, settings: dict[str, Any]) -> None:
-    lines = [f"model = {_toml_str(str(model))}", "heldout_fraction = 0", "", "[train]"]
+    # the queue and adapters live inside the sample repository: a demo never touches the user's own Redline state,
+    # and every run starts from an empty queue
+    lines = [f"model = {_toml_str(str(model))}", "heldout_fraction = 0", 'state_dir = ".redline"', "", "[train]"]
     for key, value in settings.items():
         lines.append(f"{key} = {_toml_str(value) if isinstance(value, str) else json.dumps(value)}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -294,7 +294,9 @@ def run_demo(*, tasks: int = DEFAULT_TASKS, seed: int = 0, keep: str | Path | No
     n_train = min(tasks, len(repo.train_tasks))
     train_tasks = random.Random(f"demo:{seed}").sample(repo.train_tasks, n_train)
     gate = repo.heldout_tasks[:gate_tasks]
-    settings = {"hindsight": "template", "template": HINDSIGHT_TEMPLATE, **TRAIN_SETTINGS}
+    # the gate's sample of the team's own code is src/ (the tests and tools are harness code the model never writes)
+    settings = {"hindsight": "template", "template": HINDSIGHT_TEMPLATE, "gate_human_code": ["src/"],
+                **TRAIN_SETTINGS}
     if max_steps:
         settings["max_steps"] = max_steps
     write_redline_toml(sample / "redline.toml", model_path, settings)
@@ -302,11 +304,12 @@ def run_demo(*, tasks: int = DEFAULT_TASKS, seed: int = 0, keep: str | Path | No
     (sample / "tests" / "test_tasks.py").write_text(TEST_TASKS, encoding="utf-8")
     (sample / "tools").mkdir()
     (sample / "tools" / "report.py").write_text(REPORT_TOOL, encoding="utf-8")
-    (sample / "src").mkdir()
+    (sample / "src" / "pipelines").mkdir(parents=True)
     taken = {t.id for t in train_tasks}
     spare = [t for t in repo.train_tasks if t.id not in taken][-HUMAN_TASKS:]
-    (sample / "src" / "pipelines.py").write_text(human_code(repo, spare), encoding="utf-8")
-    (sample / ".gitignore").write_text("reports/\n__pycache__/\n", encoding="utf-8")
+    for rel, text in human_code(repo, spare).items():
+        (sample / rel).write_text(text, encoding="utf-8")
+    (sample / ".gitignore").write_text("reports/\n__pycache__/\n.redline/\n", encoding="utf-8")
     (sample / "README.md").write_text(SAMPLE_README, encoding="utf-8")
     files = {f"tasks/t{i:03d}.py": t for i, t in enumerate(train_tasks)}
     files.update({f"tasks/h{i:03d}.py": t for i, t in enumerate(gate)})

@@ -77,7 +77,7 @@ def _revision_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExamp
             continue
         text, special = render_teacher(tokenizer, ex.generation, feedback, config)
         prompt = encode(tokenizer, text, special)[-(config.max_length // 2):]
-        budget = min(config.revision_max_new_tokens, config.max_length - len(prompt))
+        budget = _budget(ex, config, len(prompt))
         revision = sample_ids(model, tokenizer, prompt, max_new_tokens=budget, greedy=True)[0]
         pair = _sft_pair(tokenizer, i, ex, revision, config)
         if pair is not None:
@@ -91,7 +91,7 @@ def _scalar_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
     pairs, tried = [], 0
     for i, ex in enumerate(examples):
         prompt = student_prompt_ids(tokenizer, ex.generation)
-        budget = min(config.revision_max_new_tokens, config.max_length - len(prompt))
+        budget = _budget(ex, config, len(prompt))
         for ids in sample_ids(model, tokenizer, prompt, max_new_tokens=budget, greedy=False, n=config.scalar_k,
                               temperature=config.scalar_temperature):
             tried += 1
@@ -101,3 +101,13 @@ def _scalar_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
                     pairs.append(pair)
     log.info("scalar: %d of %d samples passed the checker", len(pairs), tried)
     return pairs
+
+
+def _budget(ex: TrainingExample, config: TrainConfig, prompt_len: int) -> int:
+    """New tokens a baseline may sample: `revision_max_new_tokens`, but no more than the recorded attempt was
+    allowed (its `sampling.max_new_tokens`) and no more than fits in `max_length`."""
+    budget = min(config.revision_max_new_tokens, config.max_length - prompt_len)
+    recorded = (ex.generation.sampling or {}).get("max_new_tokens")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0:
+        budget = min(budget, recorded)
+    return max(1, budget)

@@ -70,6 +70,8 @@ class TrainConfig:
     scalar_temperature: float = 1.0
     #: the gate refuses an adapter that raises perplexity on human-written code by more than this fraction
     gate_max_ppl_increase: float = 0.02
+    #: git pathspecs of the human-written code the gate samples (the code that shows the team's own style)
+    gate_human_code: tuple[str, ...] = ("*.py",)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -119,6 +121,9 @@ class TrainConfig:
             if isinstance(self.lora_targets, str) or not all(isinstance(t, str) for t in self.lora_targets):
                 _bad("lora_targets", self.lora_targets, "a list of module names")
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        if isinstance(self.gate_human_code, str) or not all(isinstance(t, str) for t in self.gate_human_code):
+            _bad("gate_human_code", self.gate_human_code, "a list of git pathspecs, e.g. [\"src/**/*.py\"]")
+        object.__setattr__(self, "gate_human_code", tuple(self.gate_human_code))
 
     # -- (de)serialisation -------------------------------------------------------------------------------------
 
@@ -126,6 +131,7 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         if data["lora_targets"] is not None:
             data["lora_targets"] = list(data["lora_targets"])
+        data["gate_human_code"] = list(data["gate_human_code"])
         return data
 
     @classmethod

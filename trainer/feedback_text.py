@@ -28,18 +28,38 @@ def correction_of(feedback: Sequence[Feedback]) -> str | None:
 
 
 def render_item(f: Feedback) -> str:
+    """One item: `- <label>: <headline> [RULE]`, then the message's further lines and the detail's new lines.
+
+    No file path or line number: the teacher sees the attempt, not the file, so a file location points at nothing
+    it can see. No test id either (the plugin keeps it in `rule`): it names the record, not what went wrong. Detail
+    lines that repeat the message (pytest's `E   ` lines do) are dropped."""
     if f.kind == "edit":
         return f"The reviewer changed it to:\n{f.correction}"
-    where = ""
-    if f.path:
-        where = f.path + (f":{f.range.start_line + 1}" if f.range else "") + ": "
-    rule = f" [{f.rule}]" if f.rule else ""
+    head, *more = (f.message or "").strip().split("\n")
+    rule = f" [{f.rule}]" if f.rule and f.kind != "test_failure" else ""
     label = {"test_failure": "test failed", "review": "review", "reject": "rejected"}.get(f.kind, f.severity)
-    text = f"- {label}: {where}{' '.join(f.message.split())}{rule}"
-    if f.detail:
-        detail = f.detail.strip()
-        text += "\n  " + (detail[:400] + " …" if len(detail) > 400 else detail).replace("\n", "\n  ")
+    text = f"- {label}: {' '.join(head.split())}{rule}"
+    said = {_said(head)}
+    lines = [ln.rstrip() for ln in more]
+    said.update(_said(ln) for ln in lines)
+    detail = (f.detail or "").strip()
+    if len(detail) > 400:
+        detail = detail[:400] + " …"
+    for ln in detail.split("\n"):
+        key = _said(ln)
+        if key and key not in said:
+            said.add(key)
+            lines.append(ln.rstrip())
+    lines = [ln for ln in lines if ln.strip()]
+    if lines:
+        text += "\n  " + "\n  ".join(lines)
     return text
+
+
+def _said(line: str) -> str:
+    """A line's words, without pytest's `E` marker, to spot a detail line that repeats the message."""
+    words = line.split()
+    return " ".join(words[1:] if words[:1] == ["E"] else words)
 
 
 def aggregate(feedback: Sequence[Feedback], *, max_chars: int = 2000) -> str:

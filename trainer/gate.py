@@ -64,13 +64,14 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
     adapter on the held-out records and human code; the teacher is always the base model. See module doc."""
     from peft import PeftModel
 
-    from trainer.model import load_base, tokenizer_fingerprint
+    from trainer.model import fit_to_model, load_base, tokenizer_fingerprint
 
     th = thresholds or GateThresholds()
     if config is None:
         saved = Path(adapter_dir) / "train_config.json"
         config = TrainConfig.load(saved) if saved.is_file() else TrainConfig()
     base, tok = load_base(model_path, device=device)
+    config = fit_to_model(config, base)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     before_mode = "base"
     if baseline_adapter is not None:
@@ -92,7 +93,8 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
             target = encode(tok, text, False) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
             if (p := build_pair(tok, i, ex.generation, [], cfg, target_ids=target)) is not None:
                 edits.append(p)
-    texts = list(human_texts) if human_texts is not None else default_human_texts(repo_root, max_human)
+    texts = (list(human_texts) if human_texts is not None
+             else default_human_texts(repo_root, max_human, config.gate_human_code))
 
     report = GateReport()
     if not pairs:
@@ -179,13 +181,14 @@ def _perplexity(model: Any, chunks: Sequence[list[int]], *, mode: str) -> float:
     return math.exp(nll / max(1, n))
 
 
-def default_human_texts(repo_root: Path | None, limit: int, max_chars: int = 8000) -> list[str]:
-    """A stable sample of the repo's tracked *.py files (git ls-files), each cut to `max_chars`."""
+def default_human_texts(repo_root: Path | None, limit: int, pathspecs: Sequence[str] = ("*.py",),
+                        max_chars: int = 8000) -> list[str]:
+    """A stable sample of the repo's tracked files matching `pathspecs` (git ls-files), each cut to `max_chars`."""
     if repo_root is None:
         return []
     try:
-        listed = subprocess.run(["git", "-C", str(repo_root), "ls-files", "*.py"], capture_output=True, text=True,
-                                timeout=30, check=False).stdout.split()
+        listed = subprocess.run(["git", "-C", str(repo_root), "ls-files", "--", *pathspecs], capture_output=True,
+                                text=True, timeout=30, check=False).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return []
     chosen = sorted(listed, key=lambda p: hashlib.sha256(p.encode()).hexdigest())[:limit]

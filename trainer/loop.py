@@ -29,7 +29,7 @@ from trainer.data import TrainingExample, data_window
 from trainer.errors import TrainError
 from trainer.fsutil import write_json
 from trainer.losses import importance_weights, masked_mean, sft_loss, token_divergence, token_logprobs
-from trainer.model import attach_lora, load_base, model_identity, tokenizer_fingerprint
+from trainer.model import attach_lora, fit_to_model, load_base, model_identity, tokenizer_fingerprint
 from trainer.teacher import EmaTeacher
 
 log = logging.getLogger("redline.trainer")
@@ -64,6 +64,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     started = time.perf_counter()
     _seed(config.seed)
     model, tokenizer = load_base(model_path, device=device)
+    config = fit_to_model(config, model)
     fingerprint = tokenizer_fingerprint(tokenizer)
 
     # Records → token ids. Baselines build their SFT targets with the base model, before LoRA exists.

@@ -5,6 +5,7 @@ One copy of the base weights: the teacher is the same model with the adapter dis
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from pathlib import Path
@@ -52,6 +53,16 @@ def load_base(model_path: str | Path, *, device: str | torch.device | None = Non
     model.eval()
     model.requires_grad_(False)
     return model, tokenizer
+
+
+def fit_to_model(config: TrainConfig, model: Any) -> TrainConfig:
+    """`config` with `max_length` no longer than the model's context window: positions past it were never trained
+    (rotary embeddings extrapolate badly), so longer contexts would give the teacher and the gate nonsense."""
+    window = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(window, int) and 16 <= window < config.max_length:
+        log.info("max_length %d capped to the model's context window %d", config.max_length, window)
+        return dataclasses.replace(config, max_length=window)
+    return config
 
 
 def lora_targets(model: nn.Module) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
 import click
@@ -103,7 +104,7 @@ def _train_and_register(config: Config, store: Any, model_ref: str, tcfg: Any) -
             click.echo(f"hindsight teacher: failed attempts {hs['student_logp']:.3f} → {hs['teacher_logp']:.3f} "
                        f"nats/token under feedback (divergence {hs['divergence']:.4f})")
         heldout = examples_from_store(store, split="heldout")
-        report = evaluate_gate(model_ref, work, heldout, repo_root=config.repo_root,
+        report = evaluate_gate(model_ref, work, heldout, human_texts=human_code(config.repo_root, tcfg),
                                thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                                baseline_adapter=registry.current_path())
         version = registry.add(work, {"gate": report.to_dict(), "parent_version": parent})
@@ -165,7 +166,7 @@ def eval_(version: str | None, model: str | None, as_json: bool) -> None:
     tcfg = _train_config(config)
     parent = registry.meta(version).get("parent_version")
     baseline = registry.path(parent) if parent in registry.versions() else None
-    report = evaluate_gate(_model(config, model), path, heldout, repo_root=config.repo_root,
+    report = evaluate_gate(_model(config, model), path, heldout, human_texts=human_code(config.repo_root, tcfg),
                            thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                            baseline_adapter=baseline)
     if as_json:
@@ -233,3 +234,10 @@ def _publish_with_store(config: Config, registry: Any) -> None:
         _publish_current(store, registry)
     finally:
         store.close()
+
+
+def human_code(repo_root: Path, tcfg: Any) -> list[str]:
+    """The gate's sample of the team's own code, chosen by the current `gate_human_code` setting."""
+    from trainer.gate import default_human_texts
+
+    return default_human_texts(repo_root, 16, tcfg.gate_human_code)

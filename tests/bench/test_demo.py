@@ -85,9 +85,11 @@ def test_redline_toml_round_trips_the_template(tmp_path: Path) -> None:
 
 def test_human_code_is_the_repos_conventions() -> None:
     repo = make_repos(1, 0)[0]
-    text = human_code(repo, repo.train_tasks[:3])
-    compile(text, "pipelines.py", "exec")
-    assert "def pipeline_0(" in text and repo.solution(repo.train_tasks[0]).strip() in text
+    files = human_code(repo, repo.train_tasks[:3])
+    assert sorted(files) == ["src/pipelines/p00.py", "src/pipelines/p01.py", "src/pipelines/p02.py"]
+    for text in files.values():
+        compile(text, "p.py", "exec")
+    assert repo.solution(repo.train_tasks[0]).strip() in files["src/pipelines/p00.py"]
 
 
 def _model() -> Path:
@@ -121,4 +123,6 @@ def test_demo_end_to_end(tmp_path: Path, redline_home: Path) -> None:
     assert result.report.is_file() and "data:image/png;base64," in result.report.read_text()
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(summary["before"]) == {"heldout", "unchanged", "teacher_ceiling"}
-    assert str(redline_home) in str(next(redline_home.rglob("queue.sqlite3")))
+    # the demo keeps its queue inside the sample repository, never in the user's Redline home
+    assert (result.sample / ".redline" / "queue.sqlite3").is_file()
+    assert not list(redline_home.rglob("queue.sqlite3"))

@@ -20,7 +20,7 @@ def test_dedupes_and_orders_most_severe_first_with_edit_strongest() -> None:
     assert text.startswith("The reviewer changed it to:\nreturn a + b")
     assert text.count("unused import os") == 1
     assert text.index("undefined name x") < text.index("unused import os") < text.index("style nit")
-    assert "a.py:4" in text
+    assert "a.py" not in text  # the teacher sees the attempt, not the file
 
 
 def test_length_cap_keeps_strongest_item() -> None:
@@ -35,3 +35,10 @@ def test_passed_and_correction() -> None:
     assert aggregate([fb(kind="accept", source="editor")]) == ""
     edits = [fb(kind="edit", source="h", correction="a"), fb(kind="edit", source="h", correction="b")]
     assert correction_of(edits) == "b"
+
+
+def test_test_failure_drops_test_id_and_repeated_detail() -> None:
+    item = fb(kind="test_failure", source="pytest", severity="error", path="tasks/t1.py", range=Range(4, 5),
+              message="NameError: name 'f' is not defined\n>   f(x)", rule="tests/test_a.py::test_b[1]",
+              detail="E   NameError: name 'f' is not defined\n    >   f(x)\nsrc/a.py:3: in g")
+    assert aggregate([item]) == "- test failed: NameError: name 'f' is not defined\n  >   f(x)\n  src/a.py:3: in g"
