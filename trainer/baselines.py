@@ -1,6 +1,7 @@
 """SFT baselines, selected with `method`: each turns records into (student prompt, target ids) pairs.
 
-- sft-revision: the hindsight teacher's own greedy rewrite (context distillation, Snell et al. 2022);
+- sft-revision: the hindsight teacher's own greedy rewrite (context distillation, Snell et al. 2022), and an
+  accepted attempt itself (with `use_passed_anchors`);
 - sft-edit: the human's correction, where one exists;
 - scalar: k samples from the student per prompt, kept only when `checker` passes them (rejection sampling).
 """
@@ -15,7 +16,7 @@ from trainer.config import TrainConfig
 from trainer.contexts import Pair, build_pair, encode, render_teacher, student_prompt_ids
 from trainer.data import TrainingExample
 from trainer.errors import TrainError
-from trainer.feedback_text import aggregate, correction_of
+from trainer.feedback_text import aggregate, correction_of, is_passed
 from trainer.generation import decode, sample_ids
 
 log = logging.getLogger("redline.trainer")
@@ -74,6 +75,11 @@ def _revision_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExamp
     for i, ex in enumerate(examples):
         feedback = aggregate(ex.feedback, max_chars=config.max_feedback_chars)
         if not feedback:
+            # an accepted attempt is its own target: the same anchors self-distillation gets
+            if config.use_passed_anchors and ex.feedback and is_passed(ex.feedback):
+                pair = build_pair(tokenizer, i, ex.generation, ex.feedback, config)
+                if pair is not None:
+                    pairs.append(pair)
             continue
         text, special = render_teacher(tokenizer, ex.generation, feedback, config)
         prompt = encode(tokenizer, text, special)[-(config.max_length // 2):]

@@ -50,7 +50,7 @@ class TrainConfig:
     max_length: int = 1024
     max_feedback_chars: int = 2000
     #: records whose feedback only says "passed" are kept as anchors (teacher = student context)
-    use_passed_anchors: bool = False
+    use_passed_anchors: bool = True
     #: the teacher: "base" (the base weights, adapter disabled) or "ema" (base + an EMA copy of the student's LoRA)
     teacher: str = "base"
     ema_rate: float = 0.05

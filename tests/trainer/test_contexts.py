@@ -89,7 +89,7 @@ def test_truncation_cuts_feedback_then_old_prompt_never_completion(tiny_tokenize
 def test_no_feedback_trains_nothing_unless_anchor(tiny_tokenizer) -> None:
     g = raw_generation()
     accept = [Feedback(kind="accept", source="editor", generation_id=g.id)]
-    assert build_pair(tiny_tokenizer, 0, g, [], TrainConfig()) is None
-    assert build_pair(tiny_tokenizer, 0, g, accept, TrainConfig()) is None
-    anchor = build_pair(tiny_tokenizer, 0, g, accept, TrainConfig(use_passed_anchors=True))
+    assert build_pair(tiny_tokenizer, 0, g, [], TrainConfig()) is None  # no feedback: not known to be good
+    assert build_pair(tiny_tokenizer, 0, g, accept, TrainConfig(use_passed_anchors=False)) is None
+    anchor = build_pair(tiny_tokenizer, 0, g, accept, TrainConfig())
     assert anchor is not None and anchor.anchor and anchor.teacher_ids == anchor.student_ids
