@@ -69,13 +69,20 @@ def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
 def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: list, work: Path,
              args: argparse.Namespace) -> Cell:
     from trainer.api import TrainingExample, train_adapter
+    from trainer.errors import TrainError
 
     examples = [TrainingExample(g, fbs) for g, fbs in records]
     out = work / f"{repo.id}-{seed}-{n}-{method}"
     start = time.perf_counter()
     steps = steps_for(n, args.min_steps, args.batch_size)
-    result = train_adapter(model, examples, out, train_config(method, seed, steps, args),
-                           checker=checker_for(repo) if method == "scalar" else None, progress=False)
+    try:
+        result = train_adapter(model, examples, out, train_config(method, seed, steps, args),
+                               checker=checker_for(repo) if method == "scalar" else None, progress=False)
+    except TrainError as exc:  # e.g. `scalar` when no sample passed: nothing to train on, so the model is the base
+        heldout = world_pass_rate(model, None, repo, repo.heldout_tasks)
+        unchanged = world_pass_rate(model, None, repo, repo.unchanged_tasks)
+        return Cell(repo.id, seed, n, method, heldout, unchanged, time.perf_counter() - start,
+                    {"steps": 0, "pairs": 0, "tokens": 0, "untrained": exc.one_line()})
     seconds = time.perf_counter() - start
     heldout = world_pass_rate(model, out, repo, repo.heldout_tasks)
     unchanged = world_pass_rate(model, out, repo, repo.unchanged_tasks)
@@ -192,6 +199,10 @@ def summarise(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list
             row.append(f"{_mean([c.heldout for c in sel]):.1%}{runs} | {_mean([c.unchanged for c in sel]):.1%}")
         lines.append(f"| {m} | " + " | ".join(row) + " |")
     lines.append("| teacher ceiling | " + " | ".join(f"{ceiling:.1%} | –" for _ in ns) + " |")
+    untrained = [c for c in cells if c.info.get("untrained")]
+    if untrained:
+        where = ", ".join(f"{c.method} {c.repo} seed {c.seed} N={c.n}" for c in untrained)
+        lines += ["", f"{len(untrained)} run(s) had nothing to train on and count as the base model: {where}."]
     return "\n".join(lines)
 
 

@@ -74,8 +74,11 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     else:
         pairs = sft_pairs(model, tokenizer, examples, config, checker=checker)
     if not pairs:
+        fix = {"scalar": f"no sample passed the checker: raise scalar_k (now {config.scalar_k}) or collect more "
+                         "records",
+               "sft-edit": "records need human edits"}.get(config.method, "records need feedback")
         raise TrainError(f"none of the {len(examples)} records has anything to train on for {config.method}",
-                         fix="records need negative feedback (or set use_passed_anchors)")
+                         fix=fix)
     metrics: dict[str, Any] = {}
     if config.method == "self-distill":
         metrics["hindsight"] = hindsight_check(model, pairs, tokenizer.pad_token_id, config)

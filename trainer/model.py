@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from trainer.config import TrainConfig
 from trainer.errors import ModelNotAvailable
 
 log = logging.getLogger("redline.trainer")
+
+# peft reads transformers' deprecated `is_gradient_checkpointing` on every PeftModel: noise, not our call
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 #: module-name leaves that are never adapted (output heads, embeddings, norms)
 _NEVER = ("lm_head", "embed_tokens", "wte", "wpe", "embed_out", "score", "classifier", "shared")
