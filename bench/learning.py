@@ -8,6 +8,7 @@ given its own attempt and the feedback in context).
 
     python bench/learning.py                       # full: 3 repos x 2 seeds x N = 16, 64, 256
     python bench/learning.py --repos 1 --seeds 1 --ns 64 --methods self-distill   # one cell
+    python bench/learning.py --methods self-distill --train use_passed_anchors=false --out /tmp/no-anchors
 
 Writes bench/out/learning/results.json, table.md and learning.png.
 """
@@ -52,8 +53,9 @@ def train_config(method: str, seed: int, steps: int, args: argparse.Namespace) -
     self-distillation)."""
     from trainer.api import TrainConfig
 
-    return TrainConfig(method=method, hindsight="template", template=HINDSIGHT_TEMPLATE, seed=seed,
-                       max_steps=steps, lr=args.lr, batch_size=args.batch_size, alpha=args.alpha, top_k=args.top_k)
+    return TrainConfig.from_dict({**dict(args.train or []), "method": method, "hindsight": "template",
+                                  "template": HINDSIGHT_TEMPLATE, "seed": seed, "max_steps": steps, "lr": args.lr,
+                                  "batch_size": args.batch_size, "alpha": args.alpha, "top_k": args.top_k})
 
 
 def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--alpha", type=float, default=0.0, help="self-distillation divergence mix (trainer default)")
     parser.add_argument("--top-k", type=int, default=100, help="self-distillation top-K (trainer default)")
+    parser.add_argument("--train", action="append", type=_setting, metavar="KEY=VALUE",
+                        help="any other trainer setting, as a JSON value (e.g. use_passed_anchors=false); repeatable")
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
@@ -173,6 +177,16 @@ def write_outputs(args: argparse.Namespace, baseline: dict[str, dict[str, float]
     (args.out / "table.md").write_text(table + "\n")
     plot(baseline, cells, ns, methods, args.out / "learning.png")
     return table
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def _mean(values: list[float]) -> float:

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from bench.learning import run_cell  # noqa: E402
-from bench.world import make_records, make_repos, pass_rate  # noqa: E402
+from bench.learning import run_cell
+from bench.world import make_records, make_repos, pass_rate
 
 
 def _model() -> Path:

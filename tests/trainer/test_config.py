@@ -7,7 +7,8 @@ from trainer.config import TrainConfig
 
 
 @pytest.mark.parametrize(("field", "value"), [("method", "rl"), ("alpha", 1.5), ("top_k", -1), ("batch_size", 0),
-                                              ("hindsight", "magic"), ("lr", 0.0), ("max_steps", 0)])
+                                              ("hindsight", "magic"), ("lr", 0.0), ("max_steps", 0),
+                                              ("gate_human_code", "src/")])
 def test_bad_values_are_named(field: str, value: object) -> None:
     with pytest.raises(ConfigError) as err:
         TrainConfig(**{field: value})
@@ -23,10 +24,23 @@ def test_template_needs_prompt_and_feedback() -> None:
 
 
 def test_round_trip_and_unknown_keys(tmp_path) -> None:
-    cfg = TrainConfig(lora_targets=["q_proj", "v_proj"], max_steps=3)
-    assert cfg.lora_targets == ("q_proj", "v_proj")
+    cfg = TrainConfig(lora_targets=["q_proj", "v_proj"], max_steps=3, gate_human_code=["src/", "*.ts"])
+    assert cfg.lora_targets == ("q_proj", "v_proj") and cfg.gate_human_code == ("src/", "*.ts")
     cfg.save(tmp_path / "c.json")
     assert TrainConfig.load(tmp_path / "c.json") == cfg
     with pytest.raises(ConfigError, match="learning_rate"):
         TrainConfig.from_dict({"learning_rate": 1e-4})
     assert TrainConfig.from_dict({"lr": 1e-3}, max_steps=None).lr == 1e-3
+
+
+def test_max_length_is_capped_at_the_models_window() -> None:
+    from types import SimpleNamespace
+
+    from trainer.model import fit_to_model
+
+    def model(window: int) -> SimpleNamespace:
+        return SimpleNamespace(config=SimpleNamespace(max_position_embeddings=window))
+
+    assert fit_to_model(TrainConfig(max_length=1024), model(256)).max_length == 256
+    assert fit_to_model(TrainConfig(max_length=1024), model(4096)).max_length == 1024
+    assert fit_to_model(TrainConfig(max_length=1024), SimpleNamespace()).max_length == 1024

@@ -93,3 +93,14 @@ def test_no_feedback_trains_nothing_unless_anchor(tiny_tokenizer) -> None:
     assert build_pair(tiny_tokenizer, 0, g, accept, TrainConfig(use_passed_anchors=False)) is None
     anchor = build_pair(tiny_tokenizer, 0, g, accept, TrainConfig())
     assert anchor is not None and anchor.anchor and anchor.teacher_ids == anchor.student_ids
+
+
+def test_baseline_samples_no_longer_than_the_recorded_attempt_was_allowed() -> None:
+    from trainer.baselines import _budget
+    from trainer.data import TrainingExample
+
+    g = raw_generation()
+    g.sampling = {"max_new_tokens": 40}
+    assert _budget(TrainingExample(g, []), TrainConfig(revision_max_new_tokens=256), 10) == 40
+    g.sampling = {}
+    assert _budget(TrainingExample(g, []), TrainConfig(revision_max_new_tokens=256, max_length=100), 10) == 90

@@ -43,3 +43,19 @@ def test_gate_sees_the_kl_drop_of_an_adapter_trained_on_the_right_feedback(tiny_
     same = evaluate_gate(tiny_model, out, heldout, human_texts=HUMAN, baseline_adapter=out)
     kl_same = next(r for r in same.rows if r["metric"].startswith("KL"))
     assert abs(kl_same["before"] - kl["after"]) < 1e-5 and not same.passed
+
+
+def test_human_code_sample_follows_the_pathspecs(tmp_path: Path) -> None:
+    import subprocess
+
+    from trainer.gate import default_human_texts
+
+    for rel, text in {"src/a b.py": "def team(): pass\n", "tests/test_x.py": "def test(): pass\n",
+                      "web/app.ts": "export const x = 1;\n"}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    assert default_human_texts(tmp_path, 16, ["src/"]) == ["def team(): pass\n"]  # a name with a space, too
+    assert sorted(default_human_texts(tmp_path, 16)) == ["def team(): pass\n", "def test(): pass\n"]
+    assert default_human_texts(tmp_path, 16, ["*.ts"]) == ["export const x = 1;\n"]
