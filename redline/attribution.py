@@ -32,6 +32,8 @@ class Match:
 def repo_relative(repo_root: Path, path: str | os.PathLike[str]) -> str | None:
     """`path` as a POSIX path relative to the repo, or None when it lies outside it (or is not a file path)."""
     text = os.fspath(path)
+    if "\x00" in text:  # no file system path holds a NUL byte
+        return None
     if "://" in text:
         if not text.startswith("file://"):
             return None

@@ -169,6 +169,7 @@ OUTSIDE = st.one_of(
 @FUZZ
 @given(uris=st.lists(OUTSIDE, min_size=1, max_size=6))
 @example(uris=["../../etc/passwd", "/etc/passwd", "https://evil.example/a.py"])
+@example(uris=["\x00", "src/a\x00.py"])  # found by this test: a NUL byte in a URI
 def test_sarif_uris_never_leave_the_repo(repo: Path, tmp_path: Path, uris: list[str]) -> None:
     results = [{"ruleId": "X1", "level": "error", "message": {"text": "m"},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": u.replace("@ROOT@", str(repo))},
