@@ -31,7 +31,9 @@ class TrainConfig:
     alpha: float = 0.0
     #: distil over the student's top-K tokens plus one tail bucket; 0 = full vocabulary
     top_k: int = 100
-    lr: float = 1e-4
+    #: None = by the model's width: 1e-4 at hidden size 4096 (the usual LoRA rate for 7-8B models), scaled by
+    #: 4096 / hidden_size as Adam rates scale with width (muP), within [1e-5, 5e-3]
+    lr: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
     max_grad_norm: float = 1.0
@@ -94,8 +96,9 @@ class TrainConfig:
                 _bad(name, value, f"an integer ≥ {floor}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
             _bad("max_steps", self.max_steps, "a positive integer or None")
-        if not self.lr > 0:
-            _bad("lr", self.lr, "a positive number")
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
+                                    or not self.lr > 0):
+            _bad("lr", self.lr, "a positive number (or unset: chosen by the model's width)")
         if not 0.0 <= self.warmup_ratio < 1.0:
             _bad("warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
         if self.teacher not in ("base", "ema"):

@@ -60,13 +60,34 @@ def load_base(model_path: str | Path, *, device: str | torch.device | None = Non
 
 
 def fit_to_model(config: TrainConfig, model: Any) -> TrainConfig:
-    """`config` with `max_length` no longer than the model's context window: positions past it were never trained
-    (rotary embeddings extrapolate badly), so longer contexts would give the teacher and the gate nonsense."""
-    window = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    """`config` completed for this model: `max_length` no longer than its context window (positions past it were
+    never trained, and rotary embeddings extrapolate badly), and an unset `lr` chosen by its width."""
+    mcfg = getattr(model, "config", None)
+    changes: dict[str, Any] = {}
+    window = getattr(mcfg, "max_position_embeddings", None)
     if isinstance(window, int) and 16 <= window < config.max_length:
         log.info("max_length %d capped to the model's context window %d", config.max_length, window)
-        return dataclasses.replace(config, max_length=window)
-    return config
+        changes["max_length"] = window
+    if config.lr is None:
+        changes["lr"] = lr_for_width(_hidden_size(mcfg))
+        log.info("learning rate %.2g for hidden size %s", changes["lr"], _hidden_size(mcfg))
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def lr_for_width(hidden_size: int | None) -> float:
+    """1e-4 at width 4096, scaled by 4096 / width (Adam learning rates scale inversely with width, as in muP),
+    within [1e-5, 5e-3]; 1e-4 when the width is unknown."""
+    if not hidden_size:
+        return 1e-4
+    return float(min(5e-3, max(1e-5, 1e-4 * 4096 / hidden_size)))
+
+
+def _hidden_size(mcfg: Any) -> int | None:
+    for name in ("hidden_size", "n_embd", "d_model"):
+        value = getattr(mcfg, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def lora_targets(model: nn.Module) -> list[str]:

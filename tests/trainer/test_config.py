@@ -44,3 +44,16 @@ def test_max_length_is_capped_at_the_models_window() -> None:
     assert fit_to_model(TrainConfig(max_length=1024), model(256)).max_length == 256
     assert fit_to_model(TrainConfig(max_length=1024), model(4096)).max_length == 1024
     assert fit_to_model(TrainConfig(max_length=1024), SimpleNamespace()).max_length == 1024
+
+
+def test_unset_lr_is_chosen_by_width() -> None:
+    from types import SimpleNamespace
+
+    from trainer.model import fit_to_model, lr_for_width
+
+    assert lr_for_width(4096) == 1e-4 and lr_for_width(8192) == 5e-5 and lr_for_width(None) == 1e-4
+    assert lr_for_width(128) == 3.2e-3 and lr_for_width(16) == 5e-3  # capped
+    wide = SimpleNamespace(config=SimpleNamespace(hidden_size=2048))
+    assert fit_to_model(TrainConfig(), wide).lr == 2e-4
+    assert fit_to_model(TrainConfig(lr=1e-3), wide).lr == 1e-3  # a set lr is kept
+    assert fit_to_model(TrainConfig(), SimpleNamespace(config=SimpleNamespace(n_embd=768))).lr > 1e-4
