@@ -7,7 +7,10 @@ The corpus gives it the two abilities a real instruction-tuned code model has:
   conventions), the prompt again, then the corrected code (it uses feedback given in context), laid out with
   `HINDSIGHT_TEMPLATE`.
 
-Rebuild (about 8 minutes on 2 cores): `python -m bench.world.pretrain --out bench/world/model --seed 0`
+Rebuild the committed model (three stages, about 21 minutes of 2-core compute, more on a shared machine; the
+schedule follows a compute budget, so a rebuild is equivalent, not bit-identical):
+`python -m bench.world.pretrain --stages --out bench/world/model`. One stage with chosen settings:
+`python -m bench.world.pretrain --out DIR --seed 0 [--init EARLIER_DIR --hindsight-fraction 0.85 ...]`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ DEFAULTS: dict[str, Any] = {
     "layers": 4, "heads": 4, "intermediate_size": 384, "max_len": 384, "batch_tokens": 4096, "lr": 3e-3,
     "warmup": 30, "time_budget_s": 480, "max_steps": 500, "threads": 2, "init": "",
 }
+
+#: the committed model's recipe: a mixed first stage, then two hindsight-heavy stages continuing from it (the third
+#: raised the teacher ceiling on changed conventions from 19 % to 67 %)
+STAGES: list[dict[str, Any]] = [
+    {"seed": 0},
+    {"seed": 1, "hindsight_fraction": 0.85, "lr": 2e-3, "warmup": 10, "max_steps": 400, "time_budget_s": 300},
+    {"seed": 2, "hindsight_fraction": 0.9, "lr": 1.5e-3, "warmup": 10, "max_steps": 700, "time_budget_s": 600},
+]
 
 
 # -- corpus --------------------------------------------------------------------------------------------------------
@@ -235,23 +246,43 @@ def verify(model_dir: Path) -> bool:
     return sums.read_text().split()[0] == sha256_file(weights)
 
 
-def build_or_load_model(cache_dir: str | Path | None = None, **overrides: Any) -> Path:
-    """The committed model if present and intact, else the one in `cache_dir` (pretrained there if missing)."""
+def pretrain_stages(out_dir: Path, stages: list[dict[str, Any]] = STAGES) -> Path:
+    """Run `stages` in order, each continuing from the one before; only the last is written to `out_dir`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="redline-pretrain-") as tmp:
+        init = ""
+        for i, stage in enumerate(stages):
+            last = i == len(stages) - 1
+            print(f"stage {i + 1}/{len(stages)}", flush=True)
+            target = out_dir if last else Path(tmp) / f"stage{i + 1}"
+            init = str(pretrain(target, **{**stage, "init": init}))
+    return out_dir
+
+
+def build_or_load_model(cache_dir: str | Path | None = None) -> Path:
+    """The committed model if present and intact, else the one in `cache_dir` (pretrained there, all stages, if
+    missing)."""
     if cache_dir is None and verify(MODEL_DIR):
         return MODEL_DIR
     target = Path(cache_dir) if cache_dir is not None else MODEL_DIR
     if verify(target):
         return target
-    return pretrain(target, **overrides)
+    return pretrain_stages(target)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
+    parser.add_argument("--stages", action="store_true", help="the committed model's full recipe (STAGES)")
     for key, value in DEFAULTS.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     args = vars(parser.parse_args(argv))
-    pretrain(args.pop("out"), **args)
+    out = args.pop("out")
+    if args.pop("stages"):
+        pretrain_stages(out)
+    else:
+        pretrain(out, **args)
     return 0
 
 

@@ -160,3 +160,16 @@ def test_records_round_trip_through_the_import_format(tmp_path: Path) -> None:
         assert feedback and all(f.generation_id == gen.id for f in feedback)
     line = json.loads(path.read_text().splitlines()[0])
     assert set(line) == {"generation", "feedback"}
+
+
+@pytest.mark.slow
+def test_pretrain_stages_chain_and_write_a_checked_model(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from bench.world.pretrain import pretrain_stages
+
+    small = {"docs": 200, "max_steps": 2, "warmup": 1, "vocab_size": 300, "hidden_size": 32,
+             "intermediate_size": 64, "layers": 1, "heads": 2, "time_budget_s": 60}
+    out = pretrain_stages(tmp_path / "m", [{**small, "seed": 0}, {**small, "seed": 1, "hindsight_fraction": 0.9}])
+    assert verify(out)
+    meta = json.loads((out / "pretrain.json").read_text())
+    assert meta["config"]["seed"] == 1 and meta["config"]["init"]  # the last stage continued from the first
