@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -92,24 +91,13 @@ def test_human_code_is_the_repos_conventions() -> None:
     assert repo.solution(repo.train_tasks[0]).strip() in files["src/pipelines/p00.py"]
 
 
-def _model() -> Path:
-    from bench.world.pretrain import MODEL_DIR, verify
-
-    override = os.environ.get("REDLINE_DEMO_MODEL")
-    if override:
-        return Path(override)
-    if not verify(MODEL_DIR):
-        pytest.skip("the committed tiny model (bench/world/model) is missing; set REDLINE_DEMO_MODEL=DIR")
-    return MODEL_DIR
-
-
 @pytest.mark.slow
-def test_demo_end_to_end(tmp_path: Path, redline_home: Path) -> None:
+def test_demo_end_to_end(tmp_path: Path, redline_home: Path, world_model: Path) -> None:
     from rich.console import Console
 
     from bench.demo import run_demo
 
-    model = _model()
+    model = world_model
     console = Console(file=sys.stderr, width=120)
     result = run_demo(tasks=8, seed=0, keep=tmp_path / "demo", max_steps=2, model=model, eval_tasks=8,
                       gate_tasks=4, console=console)

@@ -4,7 +4,6 @@ same repository that it could not solve before (`bench/learning.py`, one cell, f
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,12 @@ from bench.learning import run_cell
 from bench.world import make_records, make_repos, pass_rate
 
 
-def _model() -> Path:
-    from bench.world.pretrain import MODEL_DIR, verify
-
-    override = os.environ.get("REDLINE_DEMO_MODEL")
-    if override:
-        return Path(override)
-    if not verify(MODEL_DIR):
-        pytest.skip("the committed tiny model (bench/world/model) is missing; set REDLINE_DEMO_MODEL=DIR")
-    return MODEL_DIR
-
-
 @pytest.mark.slow
-def test_self_distillation_learns_new_tasks_without_forgetting(tmp_path: Path) -> None:
+def test_self_distillation_learns_new_tasks_without_forgetting(tmp_path: Path, world_model: Path) -> None:
     import torch
 
     torch.set_num_threads(2)
-    model = _model()
+    model = world_model
     repo = make_repos(1, 0)[0]
     repo.heldout_tasks = repo.heldout_tasks[:48]
     repo.unchanged_tasks = repo.unchanged_tasks[:48]
