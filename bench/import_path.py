@@ -57,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         train_out = redline(sample, "train", "--model", str(model))
         print("\n".join(line for line in train_out.splitlines() if line.strip()))
         adapter = next((Path(tmp) / "home").rglob("versions/v0001"))
-        rows = {"base": (None,), "adapter": (adapter,)}
         print(f"\n{repo.id}, {args.n} imported records, trainer defaults + template")
-        for name, (path,) in rows.items():
+        for name, path in (("base", None), ("adapter", adapter)):
             held = pass_rate(model, path, repo, repo.heldout_tasks)
             unchanged = pass_rate(model, path, repo, repo.unchanged_tasks)
             print(f"  {name:8} held-out (new tasks) {held:6.1%}   unchanged APIs {unchanged:6.1%}")

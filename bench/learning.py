@@ -135,6 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     ns = [int(x) for x in args.ns.split(",")]
     methods = [m for m in args.methods.split(",") if m]
+    from redline.errors import RedlineError
+
+    for method in methods:  # a bad method or --train setting fails now, in one line, not after the first cell
+        try:
+            train_config(method, 0, 1, args)
+        except RedlineError as exc:
+            parser.error(exc.one_line())
+    started = time.perf_counter()
     model = args.model or build_or_load_model()
     repos = make_repos(args.repos, seed=args.world_seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -160,17 +168,19 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  seed {seed} N={n:<4} {method:13} held-out {cell.heldout:6.1%}  "
                               f"unchanged {cell.unchanged:6.1%}  ({cell.train_seconds:.0f}s, "
                               f"{cell.info['steps']} steps)", flush=True)
-                        write_outputs(args, baseline, cells, ns, methods, final=False)
-    table = write_outputs(args, baseline, cells, ns, methods, final=True)
+                        write_outputs(args, baseline, cells, ns, methods, final=False, started=started)
+    table = write_outputs(args, baseline, cells, ns, methods, final=True, started=started)
     print("\n" + table)
+    print(f"\n{len(cells)} trainings in {time.perf_counter() - started:.0f} s")
     print(f"\nwrote {args.out / 'results.json'}, {args.out / 'table.md'}, {args.out / 'learning.png'}")
     return 0
 
 
 def write_outputs(args: argparse.Namespace, baseline: dict[str, dict[str, float]], cells: list[Cell],
-                  ns: list[int], methods: list[str], *, final: bool) -> str:
+                  ns: list[int], methods: list[str], *, final: bool, started: float) -> str:
     """Results after every cell, so a long run that is stopped still leaves what it measured."""
-    results = {"complete": final, "args": {k: str(v) for k, v in vars(args).items()}, "baseline": baseline,
+    results = {"complete": final, "elapsed_s": round(time.perf_counter() - started, 1),
+               "args": {k: str(v) for k, v in vars(args).items()}, "baseline": baseline,
                "cells": [c.__dict__ for c in cells]}
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = summarise(baseline, cells, ns, methods)

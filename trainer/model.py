@@ -69,8 +69,9 @@ def fit_to_model(config: TrainConfig, model: Any) -> TrainConfig:
         log.info("max_length %d capped to the model's context window %d", config.max_length, window)
         changes["max_length"] = window
     if config.lr is None:
-        changes["lr"] = lr_for_width(_hidden_size(mcfg))
-        log.info("learning rate %.2g for hidden size %s", changes["lr"], _hidden_size(mcfg))
+        width = _hidden_size(mcfg)
+        changes["lr"] = lr_for_width(width)
+        log.info("learning rate %.2g for hidden size %s", changes["lr"], width)
     return dataclasses.replace(config, **changes) if changes else config
 
 

@@ -43,8 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "warmup": 30, "time_budget_s": 480, "max_steps": 500, "threads": 2, "init": "",
 }
 
-#: the committed model's recipe: a mixed first stage, then two hindsight-heavy stages continuing from it (the third
-#: raised the teacher ceiling on changed conventions from 19 % to 67 %)
+#: the committed model's recipe: a mixed first stage, then two hindsight-heavy stages continuing from it (the
+#: in-context use of feedback, the teacher ceiling, forms in the hindsight-heavy stages)
 STAGES: list[dict[str, Any]] = [
     {"seed": 0},
     {"seed": 1, "hindsight_fraction": 0.85, "lr": 2e-3, "warmup": 10, "max_steps": 400, "time_budget_s": 300},
