@@ -19,7 +19,7 @@ setup() {
 }
 
 case "${1:-}" in
-    demo) shift; setup; exec "$venv/bin/redline" demo "$@" ;;
+    demo) shift; setup; exec "$venv/bin/python" -m bench.demo "$@" ;;
     test) shift; setup; exec "$venv/bin/python" -m pytest -n 2 "$@" ;;
     setup) setup ;;
     *) echo "usage: ./dev.sh demo|test|setup [args…]" >&2; exit 2 ;;

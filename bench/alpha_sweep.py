@@ -28,8 +28,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "trainer")]
 from conftest import build_tiny_model  # noqa: E402
 
 from redline.records import Feedback, Generation, ModelRef, Prompt  # noqa: E402
-from trainer.api import TrainConfig, TrainingExample, generate, load_for_inference, train_adapter  # noqa: E402
-from trainer.feedback_text import aggregate  # noqa: E402
+from redline.trainer.api import TrainConfig, TrainingExample, generate, load_for_inference  # noqa: E402
+from redline.trainer.api import train as train_loop  # noqa: E402
+from redline.trainer.feedback_text import aggregate  # noqa: E402
 
 OPS = {"add": "+", "sub": "-", "mul": "*"}
 TEMPLATE = "# feedback: {feedback}\n{prompt}"
@@ -111,14 +112,14 @@ def main() -> None:
     before = pass_rate(model, tok, range(60, 100))
     print(f"pretrained in {time.perf_counter() - t0:.0f}s; held-out pass rate before: {before:.2f}; "
           f"train records with feedback: {sum(bool(e.feedback) for e in train)}/{len(train)}")
-    from trainer.gate import evaluate_gate
+    from redline.trainer.gate import evaluate_gate
 
     rows = []
     for alpha in [float(a) for a in args.alphas.split(",")]:
         cfg = TrainConfig(alpha=alpha, hindsight="template", template=TEMPLATE, max_steps=args.steps, lr=args.lr,
                           batch_size=8, top_k=20, seed=0)
         out = work / f"alpha-{alpha}"
-        result = train_adapter(path, [e for e in train if e.feedback], out, cfg, progress=False)
+        result = train_loop(path, [e for e in train if e.feedback], out, cfg, progress=False)
         m, t = load_for_inference(path, out)
         report = evaluate_gate(path, out, [e for e in heldout if e.feedback], human_texts=[])
         kl = next(r for r in report.rows if r["metric"].startswith("KL"))

@@ -1,4 +1,5 @@
-"""`redline demo`: feedback becoming a better model, end to end, on this machine (CPU, a few minutes).
+"""The end-to-end demo (`./dev.sh demo`, i.e. `python -m bench.demo`): feedback becoming a better model, end to end,
+on this machine (CPU, a few minutes).
 
 1. the tiny base model of `bench/world` (committed; pretrained here only if missing);
 2. a throw-away sample repository (git, `redline.toml`, a test suite, a linter and a reviewer) for one world
@@ -48,7 +49,7 @@ EVAL_TASKS = 48
 #: reference solutions committed as the repository's existing, human-written code (the gate's perplexity check)
 HUMAN_TASKS = 12
 
-SAMPLE_README = """# sample repository (made by `redline demo`)
+SAMPLE_README = """# sample repository (made by Redline's demo)
 
 - `src/pipelines/`: the team's code, in this repository's conventions
 - `tasks/*.py`: code the local model wrote (not committed); each was recorded by Redline where it landed
@@ -281,7 +282,7 @@ def run_demo(*, tasks: int = DEFAULT_TASKS, seed: int = 0, keep: str | Path | No
     if keep:
         workdir = Path(keep).resolve()
         if workdir.exists() and any(workdir.iterdir()):
-            raise SystemExit(f"redline demo: --keep {workdir} exists and is not empty; pass a new directory")
+            raise SystemExit(f"demo: --keep {workdir} exists and is not empty; pass a new directory")
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir = Path(tempfile.mkdtemp(prefix="redline-demo-"))
@@ -357,7 +358,7 @@ def run_demo(*, tasks: int = DEFAULT_TASKS, seed: int = 0, keep: str | Path | No
     if train.returncode:
         raise RuntimeError(f"`redline train` failed (exit {train.returncode}); see its output above")
     from redline.config import load_config
-    from trainer.registry import AdapterRegistry
+    from redline.trainer.registry import AdapterRegistry
 
     config = load_config(sample)
     registry = AdapterRegistry(config.adapters_dir)
@@ -567,6 +568,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--model", default=None)
     args = parser.parse_args(argv)
+    if args.tasks < 1:
+        parser.error("--tasks must be at least 1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     run_demo(tasks=args.tasks, seed=args.seed, keep=args.keep, max_steps=args.max_steps, model=args.model)
     return 0
 

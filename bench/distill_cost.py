@@ -31,10 +31,10 @@ def build(args: argparse.Namespace):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from trainer.config import TrainConfig
-    from trainer.contexts import Pair
-    from trainer.loop import distill_loss, sft_batch_loss
-    from trainer.model import attach_lora
+    from redline.trainer.config import TrainConfig
+    from redline.trainer.contexts import Pair
+    from redline.trainer.loop import distill_loss, sft_batch_loss
+    from redline.trainer.model import attach_lora
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)

@@ -1,14 +1,16 @@
 """Does feedback become a better model? Held-out pass rate against the number of feedback records, per method.
 
 For each synthetic repository (bench/world) and seed, the tiny base model attempts N train tasks; the checker's
-feedback on them is the training data. Each method trains an adapter from exactly those records, with the same
-trainer settings, and is scored on *new* tasks of the same repository (structures never seen in training), on
-tasks that touch only the repository's unchanged APIs (forgetting), against the teacher ceiling (the base model
-given its own attempt and the feedback in context).
+feedback on them is the training data. Each method trains an adapter from exactly those records on the
+trainer's defaults (learning rate, batch, number of steps: nothing but the hindsight template and the seed is
+set here; `--train KEY=VALUE` overrides a setting for an experiment), and is scored on *new* tasks of the same
+repository (structures never seen in training), on tasks that touch only the repository's unchanged APIs
+(forgetting), against the teacher ceiling (the base model given its own attempt and the feedback in context).
 
     python bench/learning.py                       # full: 3 repos x 2 seeds x N = 16, 64, 256
     python bench/learning.py --repos 1 --seeds 1 --ns 64 --methods self-distill   # one cell
     python bench/learning.py --methods self-distill --train use_passed_anchors=false --out /tmp/no-anchors
+    python bench/learning.py --methods self-distill --train lr=1e-3 --train max_steps=40 --out /tmp/lr
 
 Writes bench/out/learning/results.json, table.md and learning.png.
 """
@@ -48,14 +50,13 @@ class Cell:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def train_config(method: str, seed: int, steps: int, args: argparse.Namespace) -> Any:
-    """The same trainer settings for every method; only the data differ (alpha and top_k only affect
-    self-distillation)."""
-    from trainer.api import TrainConfig
+def train_config(method: str, seed: int, args: argparse.Namespace) -> Any:
+    """The trainer's defaults for every method; only the data differ. The world's prompts are raw text, so the
+    teacher needs the hindsight template; `--train` settings apply to every method alike."""
+    from redline.trainer.api import TrainConfig
 
-    return TrainConfig.from_dict({**dict(args.train or []), "method": method, "hindsight": "template",
-                                  "template": HINDSIGHT_TEMPLATE, "seed": seed, "max_steps": steps, "lr": args.lr,
-                                  "batch_size": args.batch_size, "alpha": args.alpha, "top_k": args.top_k})
+    return TrainConfig.from_dict({"hindsight": "template", "template": HINDSIGHT_TEMPLATE,
+                                  **dict(args.train or []), "method": method, "seed": seed})
 
 
 def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
@@ -70,16 +71,15 @@ def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
 
 def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: list, work: Path,
              args: argparse.Namespace) -> Cell:
-    from trainer.api import TrainingExample, train_adapter
-    from trainer.errors import TrainError
+    from redline.trainer.api import TrainingExample, train
+    from redline.trainer.errors import TrainError
 
     examples = [TrainingExample(g, fbs) for g, fbs in records]
     out = work / f"{repo.id}-{seed}-{n}-{method}"
     start = time.perf_counter()
-    steps = steps_for(n, args.min_steps, args.batch_size)
     try:
-        result = train_adapter(model, examples, out, train_config(method, seed, steps, args),
-                               checker=checker_for(repo) if method == "scalar" else None, progress=False)
+        result = train(model, examples, out, train_config(method, seed, args),
+                       checker=checker_for(repo) if method == "scalar" else None, progress=False)
     except TrainError as exc:  # e.g. `scalar` when no sample passed: nothing to train on, so the model is the base
         heldout = world_pass_rate(model, None, repo, repo.heldout_tasks)
         unchanged = world_pass_rate(model, None, repo, repo.unchanged_tasks)
@@ -90,11 +90,6 @@ def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: l
     unchanged = world_pass_rate(model, out, repo, repo.unchanged_tasks)
     return Cell(repo.id, seed, n, method, heldout, unchanged, seconds,
                 {"steps": result.steps, "pairs": result.pairs, "tokens": result.tokens})
-
-
-def steps_for(n: int, min_steps: int, batch_size: int, epochs: int = 3) -> int:
-    """A general schedule: `epochs` passes over the records, but at least `min_steps` optimizer steps."""
-    return max(min_steps, -(-n * epochs // batch_size))
 
 
 def resummarise(out: Path) -> str:
@@ -115,13 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--ns", default="16,64,256")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--min-steps", type=int, default=40, help="fewest optimizer steps per training run")
-    parser.add_argument("--lr", type=float, default=2e-3, help="learning rate, the same for every method")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--alpha", type=float, default=0.0, help="self-distillation divergence mix (trainer default)")
-    parser.add_argument("--top-k", type=int, default=100, help="self-distillation top-K (trainer default)")
     parser.add_argument("--train", action="append", type=_setting, metavar="KEY=VALUE",
-                        help="any other trainer setting, as a JSON value (e.g. use_passed_anchors=false); repeatable")
+                        help="override a trainer default for every method, as a JSON value (e.g. lr=1e-3, "
+                             "alpha=1, use_passed_anchors=false); repeatable. Unset: the trainer's defaults")
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
@@ -139,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for method in methods:  # a bad method or --train setting fails now, in one line, not after the first cell
         try:
-            train_config(method, 0, 1, args)
+            train_config(method, 0, args)
         except RedlineError as exc:
             parser.error(exc.one_line())
     started = time.perf_counter()

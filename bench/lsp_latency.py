@@ -1,12 +1,17 @@
-"""didChange latency of the Redline language server: 10,000-line file, 500 tracked spans, versus the same server
-with span tracking off, in one run.
+"""didChange latency of the Redline language server: 10,000-line file, 500 tracked spans and 1,000 recently served
+completions in the link index, versus the same server with span tracking and linking off, in one run.
 
 Each edit is a real JSON-RPC body that goes through the server's own protocol object (parse, structure,
 pygls's document update, Redline's handler), timed from raw bytes to handled; the two servers get the same edits,
 interleaved and alternating who goes first, so noise from a busy machine hits both alike. Stdio transfer is
 left out: it is the same for both and not the server's work.
 
-    python bench/lsp_latency.py [--lines 10000] [--spans 500] [--edits 3000] [--json out.json]
+With `--pastes F`, a share F of the edits inserts a whole line shaped like the file's: half of them are
+recently served completions (linked as they land, a span tracked and queued), half only start like one (looked up
+and compared, not linked); the rest is typing.
+
+    python bench/lsp_latency.py [--lines 10000] [--spans 500] [--completions 1000] [--pastes 0] [--edits 3000]
+                                [--json out.json]
 
 Goal: p99 ≤ 5 ms and ≤ 1.5× the untracked server.
 """
@@ -39,15 +44,27 @@ class NullWriter:
         pass
 
 
-def make_edits(n: int, lines: int, seed: int = 7) -> list[tuple[int, int, int, int, str]]:
-    """A typing-like mix: characters typed, a few deleted, lines broken and joined, anywhere in the file."""
+def completion_text(i: int) -> str:
+    """The i-th recently served completion: a line shaped like the bench file's own."""
+    return f"    served_{i} = compute({i}, 'y' * {i % 80})\n"
+
+
+def make_edits(n: int, lines: int, completions: int, pastes: float, seed: int = 7
+               ) -> list[tuple[int, int, int, int, str]]:
+    """A typing-like mix: characters typed, a few deleted, lines broken and joined, anywhere in the file; and a
+    share of whole-line inserts, half of them a served completion, half a line that only starts like one."""
     rng = random.Random(seed)
     edits = []
     total = lines
     for _ in range(n):
         line = rng.randrange(total)
         roll = rng.random()
-        if roll < 0.70:
+        if completions and roll < pastes:
+            i = rng.randrange(completions)
+            text = completion_text(i) if rng.random() < 0.5 else completion_text(i).replace("'y'", "'z'")
+            edits.append((line, 0, line, 0, text))
+            total += 1
+        elif roll < 0.70:
             edits.append((line, 2, line, 2, rng.choice("abcdefgh(),.= ")))
         elif roll < 0.85:
             edits.append((line, 2, line, 3, ""))
@@ -61,15 +78,16 @@ def make_edits(n: int, lines: int, seed: int = 7) -> list[tuple[int, int, int, i
 
 
 async def start(repo: Path, path: Path, text: str, spans: int, span_lines: int, track: bool) -> Any:
-    from lsp_server.server import create_server
+    from redline.lsp_server import inserts
+    from redline.lsp_server.server import create_server
 
     server = create_server()
     server.protocol.set_writer(NullWriter())
     uri = path.as_uri()
     feed(server, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
                   "params": {"processId": None, "rootUri": repo.as_uri(), "capabilities": {},
-                             "initializationOptions": {"trackSpans": track, "manualClock": True,
-                                                       "builtinCheckers": False}}})
+                             "initializationOptions": {"trackSpans": track, "linkCompletions": track,
+                                                       "manualClock": True, "builtinCheckers": False}}})
     feed(server, {"jsonrpc": "2.0", "method": "textDocument/didOpen",
                   "params": {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}})
     while uri not in server.docs or not server.docs[uri].ready.is_set():
@@ -77,11 +95,30 @@ async def start(repo: Path, path: Path, text: str, spans: int, span_lines: int, 
     lines = text.count("\n")
     step = lines // spans
     for i in range(spans):
-        await server.insert({"uri": uri, "generationId": f"bench-{i:04d}",
+        await inserts.insert(server, {"uri": uri, "generationId": f"bench-{i:04d}",
                              "range": {"start": {"line": i * step + 1, "character": 0},
                                        "end": {"line": i * step + 1 + span_lines, "character": 0}}})
     assert len(server.docs[uri].spans) == spans
+    if track:
+        await inserts.refresh_recent(server)
     return server
+
+
+def record_completions(repo: Path, n: int) -> None:
+    """`n` completions as `redline serve` records them (origin "server"), in the queue the servers open."""
+    from redline.config import load_config
+    from redline.ledger import prepare_generation
+    from redline.queue import open_store
+    from redline.records import Generation, ModelRef, Prompt
+
+    config = load_config(repo)
+    gens = [Generation(prompt_format="raw", prompt=Prompt(text=f"# {i}\n"), completion=completion_text(i),
+                       model=ModelRef("bench"), origin="server") for i in range(n)]
+    for g in gens:
+        prepare_generation(config, g)
+    store = open_store(config)
+    store.add(generations=gens)
+    store.close()
 
 
 def feed(server: Any, message: dict[str, Any]) -> None:
@@ -114,12 +151,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         repo = Path(tmp) / "repo"
         (repo / ".git").mkdir(parents=True)
         text = "".join(f"    value_{i} = compute({i}, 'x' * {i % 80})\n" for i in range(args.lines))
+        record_completions(repo, args.completions)
         servers = {}
         for name, track in (("tracked", True), ("untracked", False)):
             path = repo / f"{name}.py"
             path.write_text(text, encoding="utf-8")
             servers[name] = (await start(repo, path, text, args.spans, 3, track), path.as_uri())
-        edits = make_edits(args.edits + args.warmup, args.lines)
+        edits = make_edits(args.edits + args.warmup, args.lines, args.completions, args.pastes)
         samples: dict[str, list[float]] = {"tracked": [], "untracked": []}
         cpu: dict[str, list[float]] = {"tracked": [], "untracked": []}
         for i, edit in enumerate(edits):
@@ -130,11 +168,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 if i >= args.warmup:
                     samples[name].append(wall)
                     cpu[name].append(spent)
-        tracked_doc = servers["tracked"][0].docs[servers["tracked"][1]]
+        tracked_server = servers["tracked"][0]
+        tracked_doc = tracked_server.docs[servers["tracked"][1]]
         states = {s: sum(sp.state == s for sp in tracked_doc.spans) for s in ("live", "edited", "deleted")}
+        index = len(tracked_doc.repo.recent)
+        linked = sum(sp.generation_id.startswith("bench-") is False for sp in tracked_doc.spans)
+        await asyncio.sleep(0)  # let the queued span writes start before the pools shut down
         for server, _ in servers.values():
             server.shutdown_pools()
-    result: dict[str, Any] = {"lines": args.lines, "spans": args.spans, "edits": args.edits, "span_states": states}
+    result: dict[str, Any] = {"lines": args.lines, "spans": args.spans, "edits": args.edits, "span_states": states,
+                              "link_index": index, "linked_spans": linked, "pastes": args.pastes}
     for name, xs in samples.items():
         result[name] = {"p50_ms": round(pct(xs, 50), 3), "p99_ms": round(pct(xs, 99), 3),
                         "mean_ms": round(statistics.fmean(xs) * 1000, 3), "max_ms": round(max(xs) * 1000, 3),
@@ -151,12 +194,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--spans", type=int, default=500)
+    parser.add_argument("--completions", type=int, default=1000, help="recent completions in the link index")
+    parser.add_argument("--pastes", type=float, default=0.0,
+                        help="share of edits that insert a whole line (half of them a served completion)")
     parser.add_argument("--edits", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     ns = parser.parse_args()
     out = asyncio.run(main(ns))
-    print(f"{out['lines']} lines, {out['spans']} spans, {out['edits']} edits each;"
+    print(f"{out['lines']} lines, {out['spans']} spans, {out['link_index']} completions in the link index,"
+          f" {out['edits']} edits each ({out['pastes']:.0%} whole-line inserts, {out['linked_spans']} linked);"
           f" load average {out['load_avg']:.1f} on {out['cpus']} CPUs")
     for name in ("tracked", "untracked"):
         r = out[name]

@@ -10,7 +10,12 @@ is printed beside the ratio of the best times. CPU time (user + system of pytest
 plugin's writer process, from `getrusage`) is printed too: it is what the plugin costs in total, most of it on
 another core while the tests run.
 
-    python bench/pytest_overhead.py [--tests 2000] [--fail-rate 0.1] [--repeat 5] [--xdist N]
+`--edit-spans K` makes it a real git repository, records the spans at its commit and then has a human add a line
+inside K of the generated functions (so attribution maps them through `git diff`); `--trace` adds
+`--redline-trace` (coverage of the generated files per test) to the plugin's runs.
+
+    python bench/pytest_overhead.py [--tests 2000] [--fail-rate 0.1] [--repeat 5] [--xdist N] [--edit-spans K]
+                                    [--trace]
 """
 
 from __future__ import annotations
@@ -55,8 +60,7 @@ def expected(i: int, x: int) -> int:
 
 def generate(root: Path, n_tests: int, fail_rate: float) -> int:
     """Write the project; returns the number of tests meant to fail."""
-    (root / ".git").mkdir(parents=True)
-    (root / "gen").mkdir()
+    (root / "gen").mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "gen" / "__init__.py").write_text("")
     (root / "pytest.ini").write_text("[pytest]\ntestpaths = tests\n")
@@ -79,8 +83,29 @@ def generate(root: Path, n_tests: int, fail_rate: float) -> int:
     return failing
 
 
-def record_spans(root: Path, n_tests: int) -> int:
-    """One generation per generated function, with the span where it was inserted."""
+def git_commit(root: Path) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="b@example.com", GIT_COMMITTER_NAME="Bench",
+               GIT_COMMITTER_EMAIL="b@example.com", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_SYSTEM=os.devnull)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "model-written code"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
+    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def edit_spans(root: Path, n_tests: int, count: int) -> int:
+    """The human adds a line inside `count` generated functions spread over the modules; returns how many."""
+    ids = list(range(0, n_tests, max(1, n_tests // count)))[:count] if count else []
+    for i in sorted(ids, reverse=True):
+        path = root / "gen" / f"mod{i // PER_MODULE}.py"
+        lines = path.read_text().splitlines(keepends=True)
+        at = (i % PER_MODULE) * 9 + 2  # after `total = 0`
+        lines.insert(at, "    total += 0  # a human's line\n")
+        path.write_text("".join(lines))
+    return len(ids)
+
+
+def record_spans(root: Path, n_tests: int, commit: str | None = None) -> int:
+    """One generation per generated function, with the span where it was inserted (at `commit`, when given)."""
     config = load_config(root)
     generations, spans = [], []
     for m in range(0, n_tests, PER_MODULE):
@@ -89,7 +114,7 @@ def record_spans(root: Path, n_tests: int) -> int:
             start = j * 9  # 7 lines per function + 2 blank lines between
             gen = Generation(prompt_format="fim", prompt=Prompt(prefix=f"# {path}\n", suffix=""),
                              completion=function_source(i), model=ModelRef("bench-model"),
-                             insertion=Insertion(path, Range(start, start + 7)))
+                             insertion=Insertion(path, Range(start, start + 7), commit=commit))
             spans.extend(prepare_generation(config, gen))
             generations.append(gen)
     store = open_store(config)
@@ -119,6 +144,8 @@ def main() -> None:
     parser.add_argument("--fail-rate", type=float, default=0.1)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--xdist", type=int, default=0, help="also pass -n N")
+    parser.add_argument("--edit-spans", type=int, default=0, help="a human edits inside K generated functions")
+    parser.add_argument("--trace", action="store_true", help="the plugin runs with --redline-trace")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="redline-bench-") as tmp:
@@ -128,7 +155,8 @@ def main() -> None:
         env.pop("REDLINE", None)
         os.environ["REDLINE_HOME"] = str(home)
         failing = generate(root, args.tests, args.fail_rate)
-        n_gen = record_spans(root, args.tests)
+        n_gen = record_spans(root, args.tests, git_commit(root))
+        edited = edit_spans(root, args.tests, args.edit_spans)
         db = load_config(root).db_path
         pristine = db.with_name("pristine.sqlite3")
         shutil.copy(db, pristine)
@@ -136,8 +164,9 @@ def main() -> None:
         base = [sys.executable, "-m", "pytest", "-q", *LEAN]
         if args.xdist:
             base += ["-n", str(args.xdist)]
-        off, on = [*base, "-p", "no:redline"], [*base, "--redline"]
-        print(f"{args.tests} tests ({failing} failing) over {n_gen} recorded generations; "
+        off, on = [*base, "-p", "no:redline"], [*base, "--redline", *(["--redline-trace"] if args.trace else [])]
+        print(f"{args.tests} tests ({failing} failing) over {n_gen} recorded generations, {edited} edited by a human"
+              f"{', traced' if args.trace else ''}; "
               f"{args.repeat} interleaved runs each{f', -n {args.xdist}' if args.xdist else ''}")
         timed(off, root, env)  # warm the file cache and bytecode
         runs: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}

@@ -1,9 +1,8 @@
-"""Finding the code a model wrote in a checkout.
+"""Low-trust hints about code a coding agent committed.
 
-Two kinds of evidence, kept apart because they are not equally sure:
+Spans the language server or model server recorded attribute feedback to a generation (the core engine,
+`redline.attribution.Attributor`). This module adds the weaker evidence, kept apart because it is not as sure:
 
-* Spans the language server or model server recorded when the text was inserted, re-anchored by content in the
-  current tree (`redline.attribution.attribute`). These attribute feedback to a generation.
 * Commits whose message carries a coding agent's trailer (`Co-authored-by: Claude <noreply@anthropic.com>`,
   `Co-authored-by: Copilot …`) or whose author has aider's " (aider)" suffix, found for a line by `git blame`.
   Trailers can be switched off or forged, so this is only a low-trust hint: it is stored in
@@ -15,12 +14,9 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from redline.attribution import Confidence, Match, locate, read_text
-from redline.queue.store import Store
-from redline.records import Feedback, Range, Span
+from redline.records import Feedback
 
 #: (pattern on a Co-authored-by line or author, agent name)
 AGENT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -44,60 +40,6 @@ def agent_of_commit(author: str, message: str) -> str | None:
         for pattern, name in AGENT_PATTERNS:
             if pattern.search(trailer):
                 return name
-    return None
-
-
-_CONFIDENCE_ORDER = {"exact": 0, "reanchored": 1, "fuzzy": 2}
-
-
-@dataclass
-class SpanFinder:
-    """Attributes (path, line) locations to generations. Each file is read, and each of its spans re-anchored in
-    it (`redline.attribution.locate`, the rule `attribute` applies), once per run however many failures point
-    into it."""
-
-    store: Store
-    repo_root: Path
-    texts: dict[str, str | None] = field(default_factory=dict)
-    _anchored: dict[str, list[Match]] = field(default_factory=dict)
-
-    def find(self, locations: Iterable[tuple[str, int]]) -> tuple[Match, str, int] | None:
-        """The first location (repo-relative path, 0-based line) a generation's span covers, best match first."""
-        for path, line in locations:
-            covering = [m for m in self.anchored(path) if m.span.range.overlaps_lines(line, line)]
-            if covering:
-                best = min(covering, key=lambda m: (_CONFIDENCE_ORDER[m.confidence],
-                                                    m.span.range.end_line - m.span.range.start_line))
-                return best, path, line
-        return None
-
-    def anchored(self, path: str) -> list[Match]:
-        """Every live span of `path` where it stands in the current file (spans no longer found are left out)."""
-        if path not in self._anchored:
-            if path not in self.texts:
-                self.texts[path] = read_text(self.repo_root / path)
-            text = self.texts[path]
-            found = []
-            if text is not None:
-                lines = [line.rstrip() for line in text.splitlines()]
-                for span in self.store.spans_for_path(path):
-                    where = None if span.state == "deleted" else _unmoved(span, lines)
-                    if where is None and span.state != "deleted":
-                        where = locate(span.text, text, span.range.start_line)
-                    if where is not None:
-                        moved = Span(span.generation_id, span.path, where[0], span.text, span.state, span.commit,
-                                     span.updated_at)
-                        found.append(Match(span.generation_id, moved, where[1]))
-            self._anchored[path] = found
-        return self._anchored[path]
-
-
-def _unmoved(span: Span, lines: list[str]) -> tuple[Range, Confidence] | None:
-    """`locate`'s first case (the text still at its recorded lines) without re-splitting the file per span."""
-    want = [line.rstrip() for line in span.text.splitlines()] or [""]
-    start = span.range.start_line
-    if lines[start:start + len(want)] == want:
-        return Range(start, start + len(want)), "exact"
     return None
 
 

@@ -1,8 +1,10 @@
 """The inbox: bundles dropped into `<state dir>/inbox/` (downloaded CI artifacts) are imported into the queue.
 
-`import_pending` does one pass; `InboxWatcher` runs it whenever watchdog sees a file arrive, for the daemon or
-`redline ci watch`. An imported bundle moves to `inbox/done/`; a bad one moves to `inbox/failed/` beside a
-`.error.txt` holding its one-line error, so it is not retried forever and the watcher keeps going.
+`import_pending` does one pass (`process_inbox` with a store already open); `InboxWatcher` runs it whenever watchdog
+sees a file arrive, for the daemon or `redline ci watch`. An imported bundle moves to `inbox/done/`; a bad one —
+whatever went wrong, a `RedlineError` or any other exception — moves to `inbox/failed/` beside a `.error.txt`
+holding its one-line reason, so it is not retried forever, the good ones still import, and the watching thread
+never dies.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from redline.config import Config
 from redline.errors import RedlineError
+from redline.private import private_dir
 
 PATTERNS = ("*.jsonl.gz", "*.jsonl")
 
@@ -51,6 +54,13 @@ def default_importer(config: Config) -> Importer:
     return run
 
 
+def process_inbox(store: Any, config: Config, *, settle_s: float = 0.0) -> InboxResult:
+    """One pass over the inbox, importing into `store` (already open, e.g. the daemon's): see `import_pending`."""
+    from redline.transfer import import_jsonl
+
+    return import_pending(config, lambda path: import_jsonl(store, config, path), settle_s=settle_s)
+
+
 def import_pending(config: Config, importer: Importer | None = None, *, settle_s: float = 0.0) -> InboxResult:
     """Import every bundle now in the inbox, each in its own transaction; bad bundles are set aside.
 
@@ -63,16 +73,27 @@ def import_pending(config: Config, importer: Importer | None = None, *, settle_s
     for path in pending(inbox):
         try:
             importer(path)
-        except RedlineError as exc:
+        except Exception as exc:  # any failure, even MemoryError: one bad bundle must not block the rest
             if settle_s and _age(path) < settle_s:
                 result.deferred.append(path)
                 continue
-            result.failed.append((path, exc.one_line()))
-            _move(path, inbox / "failed", note=exc.one_line())
+            reason = _reason(path, exc)
+            result.failed.append((path, reason))
+            try:
+                _move(path, inbox / "failed", note=reason)
+            except OSError:  # it vanished, or the folder is read-only: reported, retried next pass
+                pass
             continue
         result.imported.append(path)
         _move(path, inbox / "done")
     return result
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    if isinstance(exc, RedlineError):
+        return exc.one_line()
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{path}: cannot import ({type(exc).__name__}{': ' + text if text else ''})"
 
 
 def _age(path: Path) -> float:
@@ -83,7 +104,7 @@ def _age(path: Path) -> float:
 
 
 def _move(path: Path, folder: Path, note: str | None = None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     target = folder / path.name
     n = 1
     while target.exists():
@@ -119,7 +140,7 @@ class InboxWatcher:
                 if event.event_type in ("created", "moved", "closed") and not event.is_directory:
                     watcher.scan()
 
-        self.config.inbox_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.config.inbox_dir)
         self._observer = Observer()
         self._observer.schedule(Handler(), str(self.config.inbox_dir), recursive=False)
         self._observer.start()
@@ -129,8 +150,8 @@ class InboxWatcher:
         with self._lock:
             try:
                 result = import_pending(self.config, self.importer, settle_s=self.SETTLE_S)
-            except OSError as exc:  # a file vanished or the disk is unhappy: try again on the next event
-                result = InboxResult(failed=[(self.config.inbox_dir, str(exc))])
+            except Exception as exc:  # the inbox itself is unreadable: try again on the next event
+                result = InboxResult(failed=[(self.config.inbox_dir, _reason(self.config.inbox_dir, exc))])
         if result.deferred and self._observer is not None:
             retry = threading.Timer(self.SETTLE_S, self.scan)
             retry.daemon = True
@@ -138,6 +159,11 @@ class InboxWatcher:
         if self.on_result is not None and (result.imported or result.failed):
             self.on_result(result)
         return result
+
+    @property
+    def alive(self) -> bool:
+        """Whether the watching thread still runs (`redline ci watch` exits with an error when it does not)."""
+        return self._observer is not None and self._observer.is_alive()
 
     def stop(self) -> None:
         if self._observer is not None:

@@ -9,7 +9,6 @@ A `note:` line is folded into the diagnostic before it, where it belongs.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -19,24 +18,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from redline.attribution import repo_relative
-from redline.records import Feedback, Range, Severity
+from redline.records import Feedback
+from redline.toolformats import diagnostic_lines
 
 #: output kept for parsing per stream; the pass-through itself is never cut
 MAX_CAPTURE_BYTES = 16 * 1024 * 1024
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-_COLON = re.compile(
-    r"^(?P<path>[^\s:][^:\n]*?):(?P<line>\d+):(?:(?P<col>\d+):)?\s*"
-    r"(?P<sev>fatal error|error|warning|note)(?:\[(?P<code>[\w-]+)\])?:\s*(?P<msg>.*)$"
-)
-_TSC = re.compile(
-    r"^(?P<path>[^\s(][^(\n]*?)\((?P<line>\d+),(?P<col>\d+)\):\s*(?P<sev>error|warning)\s+(?P<code>TS\d+):\s*(?P<msg>.*)$"
-)
-_TSC_PRETTY = re.compile(
-    r"^(?P<path>\S+?):(?P<line>\d+):(?P<col>\d+) - (?P<sev>error|warning)\s+(?P<code>TS\d+):\s*(?P<msg>.*)$"
-)
-_TRAILING_CODE = re.compile(r"\s+\[(?P<code>-?[\w-]+(?:=[\w-]+)?)\]$")
-SEVERITIES: dict[str, Severity] = {"fatal error": "error", "error": "error", "warning": "warning", "note": "info"}
 
 
 @dataclass
@@ -46,34 +32,20 @@ class ParsedOutput:
 
 
 def parse_diagnostics(text: str, *, source: str, cwd: Path, repo_root: Path) -> ParsedOutput:
-    """Feedback for every diagnostic line in `text` (paths relative to `cwd`; outside the repo: counted, dropped)."""
+    """Feedback for every diagnostic line in `text` (paths relative to `cwd`; outside the repo: counted, dropped).
+
+    The lines are read by the core's one parser (`redline.toolformats.diagnostic_lines`, shared with the
+    language server); only lines that name a severity count, since a build log holds many other `a:1:` lines.
+    """
     result = ParsedOutput()
-    last: Feedback | None = None
-    for raw in text.splitlines():
-        line = _ANSI.sub("", raw).rstrip()
-        m = _TSC.match(line) or _TSC_PRETTY.match(line) or _COLON.match(line)
-        if m is None:
-            continue
-        severity = m["sev"]
-        if severity == "note" and last is not None:
-            last.detail = f"{last.detail}\n{line}" if last.detail else line
-            continue
-        rel = repo_relative(repo_root, cwd / m["path"])
+    for d in diagnostic_lines(text, require_severity=True):
+        rel = repo_relative(repo_root, cwd / d.path)
         if rel is None:
             result.outside_repo += 1
-            last = None
             continue
-        message, code = m["msg"], m["code"]
-        trailing = _TRAILING_CODE.search(message)
-        if trailing and code is None:
-            code = trailing["code"]
-            message = message[: trailing.start()]
-        row = int(m["line"]) - 1
-        col = int(m["col"]) - 1 if m["col"] else 0
-        last = Feedback(kind="diagnostic", source=source, message=message.strip(), path=rel,
-                        range=Range(row, row + 1, max(col, 0), 0), severity=SEVERITIES[severity], rule=code,
-                        meta={"line": line})
-        result.feedback.append(last)
+        result.feedback.append(Feedback(kind="diagnostic", source=source, message=d.message, detail=d.detail,
+                                        path=rel, range=d.range, severity=d.severity, rule=d.code,
+                                        meta={"line": d.line}))
     return result
 
 

@@ -1,9 +1,11 @@
-"""The pytest plugin's writer, run as a separate process (`python -m ci_hook.sidecar ROOTPATH [BLAME_FILES]`).
+"""The pytest plugin's writer, run as a separate process (`python -m redline.ci_hook.sidecar ROOTPATH [BLAME_FILES]`).
 
 Started with the session, it imports Redline, opens the queue and warms the secret scrubber on another core
 while the tests run. The plugin sends each failure as one JSON line on stdin as it happens; the sidecar
 attributes it and queues the failures in small batches, so when the run ends only the last batch is left. When
-stdin closes it prints one JSON line, `{"recorded": N, "new": K, "generations": M, "unattributed": U}` or
+stdin closes it prints one JSON line,
+`{"recorded": N, "records": R, "new": K, "generations": M, "unattributed": U}` (N failures became R records, K of
+them new to the queue) or
 `{"problem": "one line"}`, and exits. A reader thread drains stdin at once, so the plugin's writes never wait on
 the queue.
 """
@@ -21,22 +23,26 @@ from typing import Any
 #: a batch is written when this many failures are waiting, or when none has arrived for `IDLE_FLUSH_S`
 BATCH = 50
 IDLE_FLUSH_S = 0.5
+#: the longest a batch waits for another process's write lock before it is spooled beside the queue instead
+LOCK_WAIT_S = 2.0
 
 
 class Writer:
     """Attributes failures and queues them in batches; remembers the first problem and then only drains."""
 
     def __init__(self, rootpath: Path, *, blame_files: int = 0) -> None:
-        from ci_hook.failures import FailureFeedback
+        from redline.ci_hook.failures import FailureFeedback
         from redline.config import load_config
         from redline.queue import open_store
 
         self.rootpath = rootpath
         self.config = load_config(rootpath)
-        self.store = open_store(self.config)
+        self.store = open_store(self.config, busy_timeout_s=LOCK_WAIT_S)
         self.builder = FailureFeedback(self.store, self.config.repo_root, rootpath, blame_files=blame_files)
         self.pending: list[Any] = []
-        self.recorded = self.new = self.unattributed = 0
+        self.recorded = self.records = self.new = self.unattributed = self.skipped = self.spooled = 0
+        self.spool_note: str | None = None
+        self.lock_holder: str | None = None
         self.generations: set[str] = set()
         if self.config.scrub_secrets:
             from redline.scrub import scrub
@@ -44,24 +50,55 @@ class Writer:
             scrub("warm-up: password = 'x1y2z3w4v5'")  # compiles the detectors now, during the run
 
     def add(self, failure: dict[str, Any]) -> None:
-        fb = self.builder.feedback(failure)
-        self.pending.append(fb)
+        """Build and check one failure's records; one that cannot be stored (a lone surrogate in its message, a
+        shape nobody foresaw) is skipped and counted, so the run's other failures still land."""
+        from redline.records import validate
+
         self.recorded += 1
-        if fb.generation_id:
-            self.generations.add(fb.generation_id)
-        else:
-            self.unattributed += 1
+        try:
+            built = list(self.builder.feedback(failure))
+            for fb in built:
+                validate(fb, "feedback")
+        except Exception:
+            self.skipped += 1
+            return
+        self.pending.extend(built)
 
     def flush(self) -> None:
-        # `FailureFeedback` already attributed each failure, frame by frame, with the ledger's re-anchoring rule;
-        # going through `record_feedback` would re-anchor every unattributed one again for nothing
+        """Queue the pending batch through the ledger, with the run's attributor (each file placed once); only
+        records the queue did not hold yet count as new."""
+        from redline.errors import QueueBusy
+        from redline.ledger import attribute_feedback
+        from redline.queue.store import spool
+
         if self.pending:
             batch, self.pending = self.pending, []
-            self.new += self.store.add(feedback=batch).feedback
+            batch = attribute_feedback(self.store, self.config, batch, attributor=self.builder.attributor)
+            try:
+                if self.spool_note is not None:  # the queue was locked a moment ago: do not wait on it again
+                    raise QueueBusy(self.spool_note)
+                self.new += self.store.add(feedback=batch).feedback
+                self.records += len(batch)  # written (spooled ones are not: they are not "already queued")
+            except QueueBusy as exc:  # another process holds the queue: never make the test run wait on it
+                where = spool(self.config.db_path, self.store.prepare(batch))  # type: ignore[attr-defined]
+                self.spooled += len(batch)
+                self.lock_holder = self.lock_holder or exc.message
+                self.spool_note = f"{self.lock_holder}; {self.spooled} records spooled to {where.parent}, merged " \
+                                  "on the next open"
+            for fb in batch:
+                if fb.generation_id:
+                    self.generations.add(fb.generation_id)
+                else:
+                    self.unattributed += 1
 
     def summary(self) -> dict[str, Any]:
-        return {"recorded": self.recorded, "new": self.new, "generations": len(self.generations),
-                "unattributed": self.unattributed}
+        out = {"recorded": self.recorded, "records": self.records, "new": self.new,
+               "generations": len(self.generations), "unattributed": self.unattributed}
+        if self.skipped:
+            out["skipped"] = self.skipped
+        if self.spool_note:
+            out["spooled"] = self.spool_note
+        return out
 
     def close(self) -> None:
         self.store.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from lsp_server.spans import TrackedSpan
+from redline.lsp_server.spans import TrackedSpan
 from redline.records import Feedback
 
 COMMENT = "redline.comment"

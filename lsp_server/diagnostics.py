@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsp_server.spans import TrackedSpan, overlapping
+from redline.lsp_server.spans import TrackedSpan, overlapping
 from redline.records import Feedback, Range
+from redline.toolformats import ToolDiagnostic, diagnostic_lines, ruff_row
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ except SyntaxError as e:
 except ValueError as e:
     print(json.dumps({"msg": str(e), "lineno": 1, "offset": 1}))
 """
-
-_LINE_RE = re.compile(
-    r"^(?P<path>[^:\n]+):(?P<line>\d+)(?::(?P<col>\d+))?:\s*"
-    r"(?:(?P<sev>error|warning|note|info|hint)\s*:?\s*)?(?P<msg>.+)$",
-    re.IGNORECASE,
-)
 
 _LSP_SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
 
@@ -151,36 +145,34 @@ def parse_py_compile(out: str) -> list[Finding]:
 
 
 def parse_ruff_json(out: str) -> list[Finding]:
+    """ruff's JSON output, read by the core's one ruff parser; rows not of ruff's shape are skipped."""
     try:
         items = json.loads(out) if out.strip() else []
     except ValueError:
         logger.warning("ruff printed something that is not JSON; ignored")
         return []
     findings = []
-    for item in items if isinstance(items, list) else []:
+    for i, item in enumerate(items if isinstance(items, list) else []):
         try:
-            loc, end = item["location"], item.get("end_location") or item["location"]
-            code = item.get("code")
-            syntax = code in (None, "invalid-syntax")
-            findings.append(Finding("ruff", str(item["message"]), loc["row"] - 1, loc["column"] - 1,
-                                    end["row"] - 1, end["column"] - 1, "error" if syntax else "warning", code))
-        except (KeyError, TypeError):
+            d = ruff_row(item, f"[{i}]")
+        except ValueError:
             continue
+        findings.append(_finding("ruff", d))
     return findings
 
 
 def parse_lines(out: str, source: str, path: Path) -> list[Finding]:
-    """`path:line[:col]: [severity:] message` lines about `path` (matched by name; other files are skipped)."""
-    findings = []
-    for line in out.splitlines():
-        m = _LINE_RE.match(line.strip())
-        if not m or Path(m["path"]).name != path.name:
-            continue
-        sev = (m["sev"] or "error").lower()
-        sev = {"note": "info"}.get(sev, sev)
-        col = int(m["col"]) - 1 if m["col"] else 0
-        findings.append(Finding(source, m["msg"].strip(), int(m["line"]) - 1, max(col, 0), severity=sev))
-    return findings
+    """`path:line[:col]: [severity:] message` lines about `path` (matched by name; other files are skipped), read
+    by the core's one line parser (`redline.toolformats`), so a checker reads the same here and in CI."""
+    return [_finding(source, d) for d in diagnostic_lines(out, require_severity=False)
+            if Path(d.path).name == path.name]
+
+
+def _finding(source: str, d: ToolDiagnostic) -> Finding:
+    r = d.range
+    if r.end_col == 0 and r.end_line == r.start_line + 1:  # a line and a column: a point
+        return Finding(source, d.message, r.start_line, r.start_col, severity=d.severity, rule=d.code)
+    return Finding(source, d.message, r.start_line, r.start_col, r.end_line, r.end_col, d.severity, d.code)
 
 
 def findings_from_lsp(diagnostics: Any, default_source: str) -> list[Finding]:
@@ -208,7 +200,8 @@ def findings_from_lsp(diagnostics: Any, default_source: str) -> list[Finding]:
 
 
 def diagnostic_feedback(findings: Iterable[Finding], spans: Sequence[TrackedSpan], path: str) -> list[Feedback]:
-    """One diagnostic feedback per finding that falls on a generated span (the innermost span wins).
+    """One diagnostic feedback per finding that falls on a generated span (the innermost span wins), keyed by
+    its line within the span, as CI keys it, so two call sites are two records and CI adds no third.
 
     Findings elsewhere are the human's code and are not recorded.
     """
@@ -220,5 +213,6 @@ def diagnostic_feedback(findings: Iterable[Finding], spans: Sequence[TrackedSpan
         out.append(Feedback(kind="diagnostic", source=f"lsp.{f.source}", message=f.message, rule=f.rule,
                             severity=f.severity,  # type: ignore[arg-type]
                             generation_id=hits[0].generation_id, path=path, range=f.range(),
-                            meta={"attribution": "lsp-span"}))
+                            meta={"attribution": "lsp-span",
+                                  "span_line": max(f.start_line - hits[0].start[0], 0)}))
     return out

@@ -9,13 +9,15 @@ by splicing only the lines it touches, so a keystroke costs the same on a 10-lin
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsp_server.diagnostics import Finding
-from lsp_server.spans import Pos, SpanIndex, TrackedSpan
 from redline.config import Config
+from redline.lsp_server.diagnostics import Finding
+from redline.lsp_server.linking import RecentCompletions, Run
+from redline.lsp_server.spans import Pos, SpanIndex, TrackedSpan
 from redline.queue import Store
 
 
@@ -25,9 +27,12 @@ class Repo:
 
     config: Config
     store: Store
-    #: the last `current_adapter` value seen in the queue (None until the first look)
+    #: the adapter version last seen in the training status (None until the first look)
     adapter_seen: object = None
     looked: bool = False
+    #: completions recently served for this repo (`redline serve` / `proxy`), and when they were read (wall clock)
+    recent: RecentCompletions = field(default_factory=RecentCompletions)
+    recent_read_at: float = -math.inf
 
 
 class LineBuffer:
@@ -88,8 +93,12 @@ class Doc:
     saved_version: int | None = None
     #: diagnostics forwarded by the client, by the key it sent them under
     forwarded: dict[str, list[Finding]] = field(default_factory=dict)
-    #: generation id → diagnostic feedback recorded for it (for the hints)
-    problems: dict[str, int] = field(default_factory=dict)
+    #: generation id → fingerprints of the diagnostic feedback recorded for it (the hints count them)
+    problems: dict[str, set[str]] = field(default_factory=dict)
+    #: the inserts at one place that may be one completion accepted in pieces (see `linking`)
+    run: Run | None = None
+    #: changes (start, end, text, replaced text) that arrived while the document was opening, to link then
+    early: list[tuple[Pos, Pos, str, str]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

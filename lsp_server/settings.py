@@ -35,6 +35,16 @@ class Settings:
     #: seconds between looks at the queue for a newly promoted adapter (and settle/retention timers)
     tick_seconds: float = 1.0
     status_every_seconds: float = 30.0
+    #: link text an editor inserts to a completion `redline serve` / `redline proxy` served (no client help needed)
+    link_completions: bool = True
+    #: inserted text shorter than this (characters, whitespace at line edges not counted) is never linked
+    link_min_chars: int = 10
+    #: only completions served this many seconds ago or less are linked; also the longest pause between pieces
+    link_window_seconds: float = 300.0
+    #: at most this many recent completions are kept per repository (newest first)
+    link_max_completions: int = 1000
+    #: seconds between looks at the queue for newly served completions
+    link_refresh_seconds: float = 1.0
     #: the clock only moves through the `redline.advanceClock` command (tests and benches; never for users)
     manual_clock: bool = False
 

@@ -11,6 +11,7 @@ deletes it (the server then tries to find its text again, for formatters that re
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import itertools
 from collections.abc import Callable, Iterable
@@ -164,6 +165,29 @@ class SpanIndex:
         self.max_extent = max((s.end[0] - s.start[0] for s in ordered), default=0)
         #: some change covered a whole span since the last `set`: the server may find it again by content
         self.covered = any(s.covered for s in ordered)
+        self.ids = {s.generation_id for s in ordered}
+
+    def add(self, span: TrackedSpan) -> None:
+        """Insert one span in order, touching one block (a linked completion lands while the user types)."""
+        blocks, shift = self._blocks, self._shift
+        if not blocks:
+            self.set([span])
+            return
+        i = 0
+        while i + 1 < len(blocks):
+            head = blocks[i + 1][0]
+            if (head.start[0] + shift[i + 1], head.start[1]) > span.start:
+                break
+            i += 1
+        self._settle(i)
+        bisect.insort(blocks[i], span, key=lambda s: (s.start, s.end))
+        if len(blocks[i]) > 2 * self.BLOCK:
+            half = len(blocks[i]) // 2
+            blocks[i:i + 1] = [blocks[i][:half], blocks[i][half:]]
+            shift.insert(i + 1, 0)
+        self._flat = None
+        self.ids.add(span.generation_id)
+        self.max_extent = max(self.max_extent, span.end[0] - span.start[0])
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._blocks)

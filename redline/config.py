@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import platformdirs
 from redline.errors import ConfigError
 
 CONFIG_FILES = ("redline.toml", "pyproject.toml")
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,17 @@ class Config:
     checkers: dict[str, list[list[str]]] = field(default_factory=dict)
     #: trainer settings passed through to the trainer's own config (validated there)
     train: dict[str, Any] = field(default_factory=dict)
+    #: `redline daemon`: local time window "HH:MM-HH:MM" in which it trains (may wrap midnight)
+    train_window: str = "01:00-06:00"
+    #: `redline daemon`: train in the window once this many new attributed feedback records have arrived
+    train_min_feedback: int = 32
+    #: `redline daemon`: train on the CPU when there is no GPU (slow for real models)
+    train_on_cpu: bool = False
+    #: `redline daemon`: when training needs the GPU a running `redline serve` holds: "yield" (it unloads until
+    #: training ends) or "wait" (the daemon waits until the GPU is free)
+    serve_during_training: str = "yield"
+    #: `redline daemon`: a training child running longer than this many minutes is stopped (no promotion)
+    train_time_limit_minutes: float = 240.0
     #: the config file that was read, if any
     source: Path | None = None
 
@@ -80,12 +93,18 @@ def load_config(start: str | os.PathLike[str] | None = None, env: dict[str, str]
         key = f"REDLINE_{name.upper()}"
         if key in env:
             raw[name] = env[key]
-    home = Path(env.get("REDLINE_HOME") or platformdirs.user_data_dir("redline", appauthor=False)).expanduser()
+    home = redline_home(env)
     repo_id = str(raw.pop("repo_id", "") or env.get("REDLINE_REPO_ID") or repo_id_for(root))
     state = raw.pop("state_dir", None) or env.get("REDLINE_STATE_DIR")
     state_dir = (root / state) if state else home / "repos" / repo_slug(repo_id)
     values = {name: _convert(name, value, source) for name, value in raw.items()}
     return Config(repo_root=root, repo_id=repo_id, home=home, state_dir=state_dir.resolve(), source=source, **values)
+
+
+def redline_home(env: Mapping[str, str] | None = None) -> Path:
+    """Where Redline keeps per-user state: `REDLINE_HOME`, else the platform's user data dir."""
+    values = os.environ if env is None else env
+    return Path(values.get("REDLINE_HOME") or platformdirs.user_data_dir("redline", appauthor=False)).expanduser()
 
 
 def find_repo_root(start: Path) -> Path:
@@ -168,11 +187,22 @@ def _convert(name: str, value: Any, source: Path | None) -> Any:
                     raise ValueError(value)
                 return value.lower() in ("1", "true", "yes")
             return bool(value)
+        if isinstance(default, int):
+            whole = int(value)
+            if whole < 0 or whole != float(value):
+                raise ValueError(value)
+            return whole
         if isinstance(default, float):
             number = float(value)
             if name == "heldout_fraction" and not 0 <= number < 1:
                 raise ValueError(value)
+            if name == "train_time_limit_minutes" and number <= 0:
+                raise ValueError(value)
             return number
+        if name == "train_window" and not _WINDOW.match(str(value)):
+            raise ValueError(value)
+        if name == "serve_during_training" and value not in ("yield", "wait"):
+            raise ValueError(value)
         if isinstance(default, tuple):
             return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
         if isinstance(default, dict):

@@ -30,5 +30,9 @@ class QueueError(RedlineError):
     """The local queue cannot be opened or written (locked too long, disk full, corrupt)."""
 
 
+class QueueBusy(QueueError):
+    """Another process held the queue's write lock for longer than this writer would wait."""
+
+
 class NotFound(RedlineError):
     """A record, adapter or model that was asked for does not exist."""

@@ -8,9 +8,8 @@ the generation that wrote that code before it is queued.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
-from redline.attribution import attribute, read_text
+from redline.attribution import Attributor
 from redline.config import Config
 from redline.queue.store import AddResult, Store
 from redline.records import Feedback, Generation, Range, Span, sha256_text
@@ -50,13 +49,16 @@ def record_feedback(
     feedback: Iterable[Feedback],
     *,
     file_texts: dict[str, str] | None = None,
+    attributor: Attributor | None = None,
 ) -> AddResult:
     """Attribute located feedback to the generation that wrote the code, then queue it all in one transaction.
 
     `file_texts` maps repo-relative paths to their current text (what an editor holds); otherwise the file is
-    read from the repo. Feedback that no generation covers is kept, unattributed.
+    read from the repo. A caller writing many batches in one run passes its `attributor` so each file is placed
+    once. Feedback that no generation covers is kept, unattributed.
     """
-    return store.add(feedback=attribute_feedback(store, config, feedback, file_texts=file_texts))
+    ready = attribute_feedback(store, config, feedback, file_texts=file_texts, attributor=attributor)
+    return store.add(feedback=ready)
 
 
 def attribute_feedback(
@@ -65,19 +67,17 @@ def attribute_feedback(
     feedback: Iterable[Feedback],
     *,
     file_texts: dict[str, str] | None = None,
+    attributor: Attributor | None = None,
 ) -> list[Feedback]:
-    """Each unattributed, located piece of feedback given to the generation whose span covers it (if any)."""
-    texts = dict(file_texts or {})
+    """Each unattributed, located piece of feedback given to the generation whose model-written lines it
+    touches (if any), keyed by its line within that generation's span."""
+    engine = attributor or Attributor(store, config.repo_root, dict(file_texts or {}))
     ready = []
     for fb in feedback:
         if fb.generation_id is None and fb.path and fb.range is not None:
-            if fb.path not in texts:  # read each file once per batch
-                texts[fb.path] = read_text(config.repo_root / fb.path)
-            matches = attribute(store, fb.path, fb.range.start_line, fb.range.last_line, file_text=texts[fb.path])
+            matches = engine.attribute(fb.path, fb.range.start_line, fb.range.last_line)
             if matches:
                 best = matches[0]
-                # an empty fingerprint is recomputed, now keyed by the generation
-                fb = replace(fb, generation_id=best.generation_id, fingerprint="",
-                             meta={**fb.meta, "attribution": best.confidence})
+                fb = fb.attributed_to(best.generation_id, span_line=best.span_line, attribution=best.confidence)
         ready.append(fb)
     return ready

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
 import time
 import types
 import typing
@@ -30,6 +32,17 @@ Severity = Literal["error", "warning", "info", "hint"]
 Trust = Literal["high", "normal", "low"]
 
 SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2, "hint": 3}
+
+#: ids: a UUIDv7 as 32 hex chars is what Redline writes; any 1-128 chars of letters, digits and `._:+-` (starting
+#: with a letter or digit) is accepted, so other tools' ids fit but no path, space or control character does
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}")
+#: SQLite's INTEGER range: a larger number cannot be stored in a column (and is no line number or token id)
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+#: positions are LSP's unsigned 31-bit integers
+MAX_POSITION = 2**31 - 1
+#: nesting deeper than this in `meta`/`sampling` is refused (nothing real nests so deep)
+MAX_DEPTH = 64
+_FOREIGN_PATH = re.compile(r"^(?:[A-Za-z]:|[\\/])|[\\/]{2}|\x00")
 
 
 def new_id() -> str:
@@ -154,7 +167,7 @@ class Generation:
 
     @classmethod
     def from_dict(cls, data: Any) -> Generation:
-        return _from_jsonable(cls, data, "generation")
+        return validate(_from_jsonable(cls, data, "generation"), "generation")
 
 
 @dataclass(slots=True)
@@ -186,21 +199,33 @@ class Feedback:
     def compute_fingerprint(self) -> str:
         """Same finding on the same generation (or the same place, when unattributed) → same fingerprint.
 
-        Line numbers are left out for attributed feedback so a diagnostic that moved with its code is not
-        recorded twice across saves.
+        Attributed feedback is keyed by its line offset within the generation's span (`meta["span_line"]`), not
+        the file line, so a diagnostic that moved with its code is recorded once while two call sites stay two
+        records. Sources and test ids are normalised (`lsp.ruff` is `ruff`; a pytest node id and a JUnit class
+        name are one test) so one finding seen by the editor and by CI, or by the plugin and JUnit, is one record.
         """
-        where: list[Any] = [self.generation_id]
+        where: list[Any] = [self.generation_id, self.meta.get("span_line")]
         if self.generation_id is None:
             where = [self.path, self.range.start_line if self.range else None]
-        parts = [self.kind, self.source, self.rule, " ".join(self.message.split()), self.correction, *where]
+        rule = normal_test_id(self.rule) if self.kind == "test_failure" and self.rule else self.rule
+        parts = [self.kind, source_family(self.kind, self.source), rule, " ".join(self.message.split()),
+                 self.correction, *where]
+        if self.meta.get("subtest"):
+            parts.append(str(self.meta["subtest"]))
         return sha256_text(json.dumps(parts, ensure_ascii=False))[:32]
+
+    def attributed_to(self, generation_id: str, **meta: Any) -> Feedback:
+        """A copy given to `generation_id` (with `meta` added, e.g. `span_line`, `attribution`) and its
+        fingerprint recomputed for the new key: the one place that rule lives."""
+        return dataclasses.replace(self, generation_id=generation_id, fingerprint="",
+                                   meta={**self.meta, **{k: v for k, v in meta.items() if v is not None}})
 
     def to_dict(self) -> dict[str, Any]:
         return _to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> Feedback:
-        return _from_jsonable(cls, data, "feedback")
+        return validate(_from_jsonable(cls, data, "feedback"), "feedback")
 
 
 @dataclass(slots=True)
@@ -220,12 +245,109 @@ class Span:
 
     @classmethod
     def from_dict(cls, data: Any) -> Span:
-        return _from_jsonable(cls, data, "span")
+        return validate(_from_jsonable(cls, data, "span"), "span")
+
+
+def source_family(kind: str, source: str) -> str:
+    """The checker behind a source, for duplicate keys: `lsp.ruff` → `ruff`; every test runner → `test`."""
+    if kind == "test_failure":
+        return "test"
+    return source.removeprefix("lsp.")
+
+
+def normal_test_id(rule: str) -> str:
+    """A test's id in one spelling: `tests/test_m.py::Cls::test_x[p]` and JUnit's `tests.test_m.Cls::test_x[p]`
+    (class name `::` test name) both become `tests.test_m.Cls::test_x[p]`."""
+    head, bracket, params = rule.partition("[")
+    parts = head.split("::")
+    if len(parts) >= 2 and parts[0].endswith(".py"):
+        module = parts[0][:-3].replace("\\", "/").replace("/", ".")
+        head = ".".join([module, *parts[1:-1]]) + "::" + parts[-1]
+    return head + bracket + params
 
 
 def heldout_split(repo_id: str, prompt: Prompt, fraction: float) -> Literal["train", "heldout"]:
     digest = hashlib.sha256(f"{repo_id}\0{prompt.canonical()}".encode("utf-8", "surrogatepass")).digest()
     return "heldout" if int.from_bytes(digest[:8], "big") / 2**64 < fraction else "train"
+
+
+# --- validation -----------------------------------------------------------------------------------------------
+
+_R = typing.TypeVar("_R")
+
+
+def validate(record: _R, where: str) -> _R:
+    """`record` unchanged, or a `RecordError` naming the first bad field.
+
+    Beyond the types `from_dict` checks: every string is valid Unicode (no lone surrogate), every number fits
+    SQLite and JSON (no integer past 64 bits, no NaN or infinity), nesting is bounded, ids follow `ID_PATTERN`,
+    ranges are non-negative and not inverted, paths are repo-relative, and the schema version is one we know.
+    Run on every record read from outside (`from_dict`) and again by the queue before it writes."""
+    check_value(record, where)
+    version = getattr(record, "schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise RecordError(f"{where}.schema_version is {version}; this Redline reads version {SCHEMA_VERSION}",
+                          fix="upgrade Redline or re-export with a matching version")
+    for name in ("id", "generation_id"):
+        value = getattr(record, name, None)
+        if value is not None and not ID_PATTERN.fullmatch(value):
+            raise RecordError(f"{where}.{name} {value[:40]!r} is not an id (1-128 letters, digits or ._:+-)",
+                              fix="use the id Redline gave the record (a 32-hex UUIDv7)")
+    insertion = getattr(record, "insertion", None)
+    for name, path, rng in (("path", getattr(record, "path", None), getattr(record, "range", None)),
+                            ("insertion", insertion.path if insertion else None,
+                             insertion.range if insertion else None)):
+        if path is not None:
+            check_repo_path(path, f"{where}.{name}")
+        if rng is not None:
+            check_range(rng, f"{where}.{'insertion.range' if name == 'insertion' else 'range'}")
+    return record
+
+
+def check_repo_path(path: str, where: str) -> None:
+    """A path inside the repository, POSIX and relative: no `..`, no absolute, drive-letter or UNC path."""
+    parts = re.split(r"[\\/]", path)
+    if not path or _FOREIGN_PATH.search(path) or ".." in parts:
+        raise RecordError(f"{where} {path[:80]!r} is not a path inside the repository",
+                          fix="give a repo-relative POSIX path such as `src/app.py`")
+
+
+def check_range(rng: Range, where: str) -> None:
+    values = (rng.start_line, rng.start_col, rng.end_line, rng.end_col)
+    if any(v < 0 or v > MAX_POSITION for v in values):
+        raise RecordError(f"{where} has a position outside 0..{MAX_POSITION}", fix="send 0-based lines and columns")
+    if (rng.end_line, rng.end_col) < (rng.start_line, rng.start_col):
+        raise RecordError(f"{where} ends before it starts", fix="send start <= end")
+
+
+def check_value(value: Any, where: str, depth: int = 0) -> None:
+    """Every string valid Unicode, every integer within 64 bits, every float finite, nesting bounded."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordError(f"{where} holds a lone surrogate (U+{ord(value[exc.start]):04X}) at character "
+                              f"{exc.start}", fix="send valid Unicode text") from None
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise RecordError(f"{where} is an integer too large to store", fix="send numbers within 64 bits")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise RecordError(f"{where} is {value}, not a finite number", fix="send finite numbers (JSON has no NaN)")
+    elif depth > MAX_DEPTH:
+        raise RecordError(f"{where} is nested deeper than {MAX_DEPTH} levels", fix="flatten the value")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_value(k, f"{where} key", depth + 1)
+            check_value(v, f"{where}.{k}" if isinstance(k, str) and len(k) < 40 else f"{where}[…]", depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            check_value(v, f"{where}[{i}]", depth + 1)
+    elif (names := _field_names(type(value))) is not None:
+        for n in names:
+            check_value(getattr(value, n), f"{where}.{n}", depth + 1)
 
 
 # --- (de)serialisation -----------------------------------------------------------------------------------------
@@ -341,7 +463,10 @@ __all__ = [
     "Span",
     "heldout_split",
     "new_id",
+    "normal_test_id",
     "sha256_text",
+    "source_family",
     "to_json",
     "utc_now",
+    "validate",
 ]

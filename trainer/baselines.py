@@ -12,12 +12,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from trainer.config import TrainConfig
-from trainer.contexts import Pair, build_pair, encode, render_teacher, student_prompt_ids
-from trainer.data import TrainingExample
-from trainer.errors import TrainError
-from trainer.feedback_text import aggregate, correction_of, is_passed
-from trainer.generation import decode, sample_ids
+from redline.trainer.config import TrainConfig
+from redline.trainer.contexts import Pair, build_pair, encode, render_teacher, student_prompt_ids
+from redline.trainer.data import TrainingExample
+from redline.trainer.errors import TrainError
+from redline.trainer.feedback_text import aggregate, correction_of, is_passed
+from redline.trainer.generation import decode, sample_ids
 
 log = logging.getLogger("redline.trainer")
 

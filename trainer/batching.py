@@ -1,8 +1,8 @@
-"""Batches: length-bucketed micro-batch schedules, left-padded collation and completion-only logits.
+"""Batches: length-bucketed schedules, left-padded collation and completion-only hidden states.
 
-Rows are left-padded so every completion ends at the last position; the model is then asked for logits of only
-the C positions that predict completion tokens (`logits_to_keep` as indices), so the vocabulary projection is
-never paid for prompt tokens."""
+Rows are left-padded so every completion ends at the last position; the decoder's hidden states are gathered at
+only the positions that predict a real completion token, and the output head (the vocabulary projection) is
+applied to those alone, in chunks (`losses.py`): never for prompt tokens, never for padding."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from trainer.contexts import Pair
+from redline.trainer.contexts import Pair
 
 
 @dataclass
@@ -49,7 +49,8 @@ def collate(prompts: Sequence[list[int]], completions: Sequence[list[int]], *, p
 
 
 def completion_logits(model: Any, batch: Batch) -> torch.Tensor:
-    """Logits [B, C, V] at the positions that predict each completion token."""
+    """Logits [B, C, V] at the positions that predict each completion token (padded slots included); for
+    generation-side code and tests. Training and the gate use `completion_hidden` + `OutputHead`."""
     c = batch.completion_ids.shape[1]
     width = batch.input_ids.shape[1]
     keep = torch.arange(width - c - 1, width - 1, device=batch.input_ids.device)  # a contiguous [B, C, V] result
@@ -58,16 +59,65 @@ def completion_logits(model: Any, batch: Batch) -> torch.Tensor:
     return out.logits
 
 
-def schedule(pairs: Sequence[Pair], *, batch_size: int, seed: int, epochs: int, min_micro: int = 0
-             ) -> list[list[int]]:
-    """Micro-batches of pair indices for `epochs` passes (more if `min_micro` needs them).
+def completion_hidden(model: Any, batch: Batch) -> torch.Tensor:
+    """Final hidden states [N, H] at the N positions that predict a real completion token, row by row (the
+    order of `batch.completion_ids[batch.completion_mask]`). LoRA layers and `disable_adapter` act as usual:
+    they live inside the decoder."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    out = base.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                             position_ids=batch.position_ids, use_cache=False)
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    c = batch.completion_ids.shape[1]
+    width = hidden.shape[1]
+    return hidden[:, width - c - 1:width - 1][batch.completion_mask]
+
+
+class OutputHead:
+    """The model's vocabulary projection, with the logit scaling some architectures apply after it (Gemma's
+    soft-cap, Cohere's scale), so hidden states → the same logits the model's own forward returns."""
+
+    def __init__(self, model: Any) -> None:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.linear = base.get_output_embeddings()
+        cfg = base.config
+        self.softcap = getattr(cfg, "final_logit_softcapping", None)
+        self.scale = getattr(cfg, "logit_scale", None)
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.linear(hidden)
+        if self.scale:
+            logits = logits * self.scale
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
+#: defaults that follow the data: small queues get at least MIN_EPOCHS passes and MIN_STEPS optimizer steps
+#: (the learning benchmark: 28 steps over 110 records taught nothing, 40+ steps and 3+ epochs did), big ones
+#: at most MAX_AUTO_STEPS, so a nightly run stays bounded and does not drift far from the base (SDPO collapses
+#: after hundreds of steps)
+MIN_STEPS, MIN_EPOCHS, MAX_AUTO_STEPS = 40, 3, 300
+
+
+def planned_steps(n_pairs: int, *, batch_size: int, epochs: int | None, max_steps: int | None) -> int:
+    """Optimizer steps for a run: `max_steps` when set; else `epochs` passes when set; else follow the data."""
+    if max_steps:
+        return max_steps
+    per_epoch = math.ceil(n_pairs / batch_size)
+    if epochs:
+        return max(1, per_epoch * epochs)
+    return max(1, min(MAX_AUTO_STEPS, max(MIN_STEPS, per_epoch * MIN_EPOCHS)))
+
+
+def schedule(pairs: Sequence[Pair], *, batch_size: int, seed: int, steps: int) -> list[list[int]]:
+    """`steps` optimizer batches of pair indices (as many passes over the data as that takes).
 
     Each epoch shuffles with a seed derived from (seed, epoch), sorts windows of 50 batches by length so a batch
     holds similar lengths (little padding), then shuffles the batches. Deterministic: a resumed run recomputes
     the same schedule and skips what it already did."""
     out: list[list[int]] = []
     epoch = 0
-    while epoch < epochs or len(out) < min_micro:
+    while len(out) < steps:
         rng = random.Random(seed * 1_000_003 + epoch)
         order = list(range(len(pairs)))
         rng.shuffle(order)
@@ -79,12 +129,23 @@ def schedule(pairs: Sequence[Pair], *, batch_size: int, seed: int, epochs: int, 
         rng.shuffle(batches)
         out += batches
         epoch += 1
-    return out
+    return out[:steps]
 
 
-def total_steps(n_micro: int, *, grad_accum: int, max_steps: int | None) -> int:
-    steps = math.ceil(n_micro / grad_accum)
-    return min(steps, max_steps) if max_steps else steps
+def micro_batches(indices: Sequence[int], pairs: Sequence[Pair], micro: int) -> list[list[int]]:
+    """One optimizer batch split into forward passes of at most `micro` records, similar lengths together."""
+    ordered = sorted(indices, key=lambda i: pairs[i].length)
+    return [ordered[j:j + micro] for j in range(0, len(ordered), micro)]
+
+
+def padding_waste(batches: Sequence[Sequence[int]], pairs: Sequence[Pair]) -> float:
+    """Share of the token slots in these (micro-)batches that are padding (teacher rows, the longer ones)."""
+    slots = real = 0
+    for batch in batches:
+        lengths = [len(pairs[i].teacher_ids) + len(pairs[i].completion_ids) for i in batch]
+        slots += max(lengths) * len(lengths)
+        real += sum(lengths)
+    return 1 - real / slots if slots else 0.0
 
 
 def lr_lambda(total: int, warmup: int):

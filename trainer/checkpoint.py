@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from trainer.errors import TrainError
-from trainer.fsutil import atomic_write, fsync_path
+from redline.trainer.errors import TrainError
+from redline.trainer.fsutil import atomic_write, fsync_path
 
 
 class Checkpointer:
@@ -55,6 +55,9 @@ class Checkpointer:
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def has_checkpoint(self) -> bool:
+        return (self.dir / "latest").exists()
 
     def restore(self, model: Any, optimizer: Any, scheduler: Any) -> tuple[int, Any]:
         """Load the latest checkpoint into the given objects; returns (the step to continue from, the `extra`

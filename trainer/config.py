@@ -8,7 +8,10 @@ KL) was picked by measurement on the learning benchmark (`bench/learning.py`); s
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,10 @@ from redline.errors import ConfigError
 
 METHODS = ("self-distill", "sft-revision", "sft-edit", "scalar")
 HINDSIGHT = ("auto", "chat", "fim", "template")
+QUANTIZE = ("4bit", "8bit")
+#: settings that existed once, with what replaced them (a stale redline.toml gets the fix, not "unknown")
+REMOVED = {"grad_accum": "`batch_size` is now the records per optimizer step; the trainer plans micro-batches "
+                         "and accumulation from free memory (set `micro_batch` to force one)"}
 
 
 @dataclass(frozen=True)
@@ -32,16 +39,23 @@ class TrainConfig:
     #: distil over the student's top-K tokens plus one tail bucket; 0 = full vocabulary
     top_k: int = 100
     #: None = by the model's width: 1e-4 at hidden size 4096 (the usual LoRA rate for 7-8B models), scaled by
-    #: 4096 / hidden_size as Adam rates scale with width (muP), within [1e-5, 5e-3]
+    #: 4096 / hidden_size as Adam rates scale with width (muP), within [1e-5, 2e-3]
     lr: float | None = None
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
     max_grad_norm: float = 1.0
-    #: optimizer steps; None = `epochs` passes over the data
+    #: optimizer steps; None = follow the data (see `epochs`)
     max_steps: int | None = None
-    epochs: int = 1
-    batch_size: int = 4
-    grad_accum: int = 1
+    #: passes over the data; None = at least 3 passes and 40 steps, at most 300 steps (`batching.planned_steps`)
+    epochs: int | None = None
+    #: records per optimizer step (the effective batch, whatever the micro-batches are)
+    batch_size: int = 8
+    #: records per forward pass; None = planned from the model's shape, the data and free memory (`plan.py`)
+    micro_batch: int | None = None
+    #: memory the run may use, e.g. "22GiB"; None = 90 % of what is free on the device (CPU: of available RAM)
+    max_memory: str | None = None
+    #: "4bit" or "8bit": QLoRA, the frozen base quantized with bitsandbytes (CUDA only)
+    quantize: str | None = None
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -63,7 +77,8 @@ class TrainConfig:
     is_clip: float = 2.0
     #: write a resumable checkpoint every N optimizer steps; 0 = never
     checkpoint_every: int = 0
-    gradient_checkpointing: bool = False
+    #: None = planned (on only when the smallest micro-batch would not fit otherwise)
+    gradient_checkpointing: bool | None = None
     #: append the tokenizer's eos to completions we tokenize ourselves (teaches the model where to stop)
     append_eos: bool = True
     #: sft-revision: tokens the teacher may write; scalar: samples per prompt and their temperature
@@ -76,56 +91,19 @@ class TrainConfig:
     gate_human_code: tuple[str, ...] = ("*.py",)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            _bad("method", self.method, f"one of {list(METHODS)}")
-        if self.hindsight not in HINDSIGHT:
-            _bad("hindsight", self.hindsight, f"one of {list(HINDSIGHT)}")
+        for name, ok, expected in _RULES:
+            value = getattr(self, name)
+            if not ok(value):
+                _bad(name, value, expected)
+        # the rules that involve two settings; each still names the one to change
         if self.hindsight == "template" and not self.template:
             _bad("template", self.template, "a format string when hindsight='template'")
         if self.template is not None:
             check_template(self.template)
-        if not 0.0 <= self.alpha <= 1.0:
-            _bad("alpha", self.alpha, "a number in [0, 1]")
-        for name in ("top_k", "epochs", "batch_size", "grad_accum", "lora_r", "lora_alpha", "seed",
-                     "max_length", "max_feedback_chars", "checkpoint_every", "revision_max_new_tokens", "scalar_k"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                _bad(name, value, "an integer")
-            floor = 0 if name in ("top_k", "checkpoint_every", "seed") else 1
-            if value < floor:
-                _bad(name, value, f"an integer ≥ {floor}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
-            _bad("max_steps", self.max_steps, "a positive integer or None")
-        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float))
-                                    or not self.lr > 0):
-            _bad("lr", self.lr, "a positive number (or unset: chosen by the model's width)")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            _bad("warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
-        if self.teacher not in ("base", "ema"):
-            _bad("teacher", self.teacher, "'base' or 'ema'")
-        if not 0.0 < self.ema_rate <= 1.0:
-            _bad("ema_rate", self.ema_rate, "a number in (0, 1]")
-        if not 0.0 <= self.on_policy_ratio <= 1.0:
-            _bad("on_policy_ratio", self.on_policy_ratio, "a fraction in [0, 1]")
         if self.on_policy_ratio and self.method != "self-distill":
             _bad("on_policy_ratio", self.on_policy_ratio, "0 unless method='self-distill'")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            _bad("lora_dropout", self.lora_dropout, "a number in [0, 1)")
-        if self.weight_decay < 0 or self.max_grad_norm <= 0 or self.is_clip < 1:
-            _bad("weight_decay/max_grad_norm/is_clip", (self.weight_decay, self.max_grad_norm, self.is_clip),
-                 "weight_decay ≥ 0, max_grad_norm > 0, is_clip ≥ 1")
-        if self.scalar_temperature <= 0:
-            _bad("scalar_temperature", self.scalar_temperature, "a positive number")
-        if self.gate_max_ppl_increase < 0:
-            _bad("gate_max_ppl_increase", self.gate_max_ppl_increase, "a fraction ≥ 0")
-        if self.max_length < 16:
-            _bad("max_length", self.max_length, "at least 16 tokens")
         if self.lora_targets is not None:
-            if isinstance(self.lora_targets, str) or not all(isinstance(t, str) for t in self.lora_targets):
-                _bad("lora_targets", self.lora_targets, "a list of module names")
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
-        if isinstance(self.gate_human_code, str) or not all(isinstance(t, str) for t in self.gate_human_code):
-            _bad("gate_human_code", self.gate_human_code, "a list of git pathspecs, e.g. [\"src/**/*.py\"]")
         object.__setattr__(self, "gate_human_code", tuple(self.gate_human_code))
 
     # -- (de)serialisation -------------------------------------------------------------------------------------
@@ -142,6 +120,8 @@ class TrainConfig:
         """Build from a `[tool.redline.train]` table or a saved `train_config.json`; unknown keys are errors."""
         names = {f.name for f in dataclasses.fields(cls)}
         merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        for key in sorted(set(merged) & set(REMOVED)):
+            raise ConfigError(f"trainer setting `{key}` was removed: {REMOVED[key]}", fix="see docs/trainer.md")
         unknown = sorted(set(merged) - names)
         if unknown:
             raise ConfigError(f"unknown trainer setting(s) {unknown}", fix="see docs/trainer.md")
@@ -168,6 +148,111 @@ def check_template(template: str) -> None:
     extra = fields - {"prompt", "feedback", "completion"}
     if extra or not {"prompt", "feedback"} <= fields:
         _bad("template", template, "a format string using {prompt} and {feedback} (and optionally {completion})")
+
+
+def validate_train_settings(mapping: dict[str, Any]) -> list[str]:
+    """Every problem in a `[tool.redline.train]` table, one line each (empty when it is fine): what
+    `redline doctor` reports, so a typo is found before the night's `redline train`."""
+    problems: list[str] = []
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key in sorted(mapping):
+        if key in REMOVED:
+            problems.append(f"trainer setting `{key}` was removed: {REMOVED[key]}")
+        elif key not in names:
+            close = difflib.get_close_matches(key, sorted(names), n=1)
+            problems.append(f"unknown trainer setting `{key}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+    known = {k: v for k, v in mapping.items() if k in names}
+    for key, value in known.items():  # each setting alone against the defaults, so every bad one is named
+        try:
+            TrainConfig.from_dict({key: value, **({"template": known.get("template") or "{feedback}{prompt}"}
+                                                  if key == "hindsight" else {})})
+        except (ConfigError, TypeError) as exc:
+            problems.append(str(exc.one_line() if isinstance(exc, ConfigError) else exc))
+    if not problems:
+        try:
+            TrainConfig.from_dict(known)
+        except ConfigError as exc:
+            problems.append(exc.one_line())
+    return problems
+
+
+def parse_bytes(text: str) -> int:
+    """"22GiB", "500MiB", "16GB", "1e9" → bytes."""
+    match = _SIZE.fullmatch(str(text).strip())
+    if not match:
+        raise ValueError(text)
+    unit = (match.group(2) or "").lower()
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+_SIZE = re.compile(r"([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([KMGT]i?B|B)?", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def _is_int(value: Any, floor: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= floor
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_size(value: Any) -> bool:
+    try:
+        return value is None or (isinstance(value, str) and parse_bytes(value) > 0)
+    except ValueError:
+        return False
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(t, str) and t for t in value)
+
+
+def _int_rule(name: str, floor: int) -> tuple[str, Callable[[Any], bool], str]:
+    return name, lambda v: _is_int(v, floor), f"an integer ≥ {floor}"
+
+
+#: one row per setting: (name, check, what is expected) — the error names the setting and the expectation
+_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("method", lambda v: v in METHODS, f"one of {list(METHODS)}"),
+    ("hindsight", lambda v: v in HINDSIGHT, f"one of {list(HINDSIGHT)}"),
+    ("template", lambda v: v is None or isinstance(v, str), "a format string"),
+    ("alpha", lambda v: _is_num(v) and 0.0 <= v <= 1.0, "a number in [0, 1]"),
+    _int_rule("top_k", 0),
+    ("lr", lambda v: v is None or (_is_num(v) and v > 0),
+     "a positive number (or unset: chosen by the model's width)"),
+    ("weight_decay", lambda v: _is_num(v) and v >= 0, "a number ≥ 0"),
+    ("warmup_ratio", lambda v: _is_num(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
+    ("max_grad_norm", lambda v: _is_num(v) and v > 0, "a positive number"),
+    ("max_steps", lambda v: v is None or _is_int(v, 1), "a positive integer (or unset: follow the data)"),
+    ("epochs", lambda v: v is None or _is_int(v, 1), "a positive integer (or unset: follow the data)"),
+    _int_rule("batch_size", 1),
+    ("micro_batch", lambda v: v is None or _is_int(v, 1), "a positive integer (or unset: planned)"),
+    ("max_memory", _is_size, "a size such as \"22GiB\" (or unset: 90 % of free memory)"),
+    ("quantize", lambda v: v is None or v in QUANTIZE, f"one of {list(QUANTIZE)} (or unset)"),
+    _int_rule("lora_r", 1),
+    _int_rule("lora_alpha", 1),
+    ("lora_dropout", lambda v: _is_num(v) and 0.0 <= v < 1.0, "a number in [0, 1)"),
+    ("lora_targets", lambda v: v is None or (not isinstance(v, str) and _is_names(v)), "a list of module names"),
+    _int_rule("seed", 0),
+    ("max_length", lambda v: _is_int(v, 16), "an integer ≥ 16 (tokens)"),
+    _int_rule("max_feedback_chars", 1),
+    ("use_passed_anchors", lambda v: isinstance(v, bool), "true or false"),
+    ("teacher", lambda v: v in ("base", "ema"), "'base' or 'ema'"),
+    ("ema_rate", lambda v: _is_num(v) and 0.0 < v <= 1.0, "a number in (0, 1]"),
+    ("on_policy_ratio", lambda v: _is_num(v) and 0.0 <= v <= 1.0, "a fraction in [0, 1]"),
+    ("is_clip", lambda v: _is_num(v) and v >= 1, "a number ≥ 1"),
+    _int_rule("checkpoint_every", 0),
+    ("gradient_checkpointing", lambda v: v is None or isinstance(v, bool), "true, false (or unset: planned)"),
+    ("append_eos", lambda v: isinstance(v, bool), "true or false"),
+    _int_rule("revision_max_new_tokens", 1),
+    _int_rule("scalar_k", 1),
+    ("scalar_temperature", lambda v: _is_num(v) and v > 0, "a positive number"),
+    ("gate_max_ppl_increase", lambda v: _is_num(v) and v >= 0, "a fraction ≥ 0"),
+    ("gate_human_code", lambda v: not isinstance(v, str) and _is_names(v),
+     "a list of git pathspecs, e.g. [\"src/**/*.py\"]"),
+]
 
 
 def _bad(name: str, value: Any, expected: str) -> None:

@@ -16,8 +16,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from redline.records import Generation, Prompt
-from trainer.config import TrainConfig
-from trainer.feedback_text import aggregate, is_passed, truncate_text
+from redline.trainer.config import TrainConfig
+from redline.trainer.feedback_text import aggregate, is_passed, truncate_text
 
 log = logging.getLogger("redline.trainer")
 

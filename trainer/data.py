@@ -27,6 +27,8 @@ def examples_from_store(store: Store, *, split: str | None = "train", ids: Itera
             continue
         if g.split == "heldout" and split != "heldout":
             continue
+        if g.meta.get("scrubbed"):  # a secret was cut out of the completion: no longer what the model wrote
+            continue
         out.append(TrainingExample(g, store.feedback_for(g.id)))
     return out
 

@@ -19,7 +19,7 @@ def fsync_path(path: Path) -> None:
 def atomic_write(path: Path, text: str) -> None:
     """Write temp, fsync, os.replace, fsync the directory: readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with open(tmp, "w", encoding="utf-8", opener=lambda f, flags: os.open(f, flags, 0o600)) as fh:  # private
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())

@@ -1,17 +1,30 @@
-"""The evaluation gate: an adapter is promoted only if, on held-out records, it moved towards the hindsight
-teacher without making human-written code of the repo less likely.
+"""The evaluation gate: an adapter is promoted only if, on held-out records, it changed behaviour towards the
+hindsight teacher beyond noise, without losing what the base already did right.
 
-Measured with the adapter off (before) and on (after), on one copy of the base weights:
-- mean KL(teacher ‖ student) on held-out records with feedback — must drop;
-- mean log-prob per token of the failed attempts — must drop (the model should write them less);
-- mean log-prob per token of human edits (corrections) — must rise, when there are any;
-- perplexity on a sample of human-written code — must not rise by more than `max_ppl_increase`.
+Measured per held-out record, "before" (the adapter served now, or the base) against "after" (the new adapter),
+on one copy of the base weights; the teacher is always the base shown the feedback. Every comparison is paired
+by record, with a bootstrap confidence interval of the mean change over records, so a change within noise
+counts as no change:
+
+- **fixes** (must rise beyond noise): on failed records, at the completion positions where the teacher's
+  arg-max differs from the attempt's token, the share where the student's arg-max equals the teacher's;
+- **retention** (must not fall beyond noise): log-prob per token of the accepted completions of held-out passed
+  (`accept`) records; and of human edits, when there are any;
+- perplexity on the team's own code must not rise more than `max_ppl_increase` (when there is code to read; the
+  report says so when there is not);
+- informational: KL(teacher‖student) and the failed attempts' log-prob, with their intervals.
+
+Refused outright, with the reason: a base model that predicts the held-out completions no better than chance
+(random or untrained weights: nothing it learns can be judged), a teacher that agrees with every token of the
+failed attempts (no signal), and too few records to tell a change from noise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import random
+import statistics
 import subprocess
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -21,20 +34,32 @@ from typing import Any
 
 import torch
 
-from trainer.batching import collate, completion_logits
-from trainer.config import TrainConfig
-from trainer.contexts import Pair, build_pair, encode
-from trainer.data import TrainingExample
-from trainer.feedback_text import correction_of
-from trainer.losses import divergence, token_logprobs
+from redline.trainer.batching import OutputHead, collate, completion_hidden
+from redline.trainer.config import TrainConfig
+from redline.trainer.contexts import Pair, build_pair, encode
+from redline.trainer.data import TrainingExample
+from redline.trainer.feedback_text import correction_of, is_passed
+from redline.trainer.losses import CHUNK, divergence, token_logprobs
+
+#: metric names (the rows of the report; the status line and `redline eval` show them)
+FIXES = "fixes on failed records"
+RETENTION = "log-prob of passed records"
+EDITS = "log-prob of human edits"
+PERPLEXITY = "perplexity on human code"
+KL = "KL(teacher‖student) held-out"
+FAILED = "log-prob of failed attempts"
 
 
 @dataclass
 class GateThresholds:
     max_ppl_increase: float = 0.02
-    require_kl_drop: bool = True
-    require_failed_logp_drop: bool = True
-    require_edit_logp_rise: bool = True
+    #: one-sided confidence that a change is real (bootstrap over held-out records)
+    confidence: float = 0.95
+    #: fewest held-out failed records with a teacher/attempt disagreement to judge by
+    min_records: int = 4
+    #: a base whose held-out negative log-likelihood is above this share of ln(vocabulary) is treated as random
+    chance_share: float = 0.75
+    bootstrap_samples: int = 2000
 
 
 @dataclass
@@ -42,15 +67,19 @@ class GateReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     passed: bool = False
     reasons: list[str] = field(default_factory=list)
+    #: what the gate could not check, and why (e.g. no human code for the perplexity guard)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> str:
-        lines = [f"{'metric':<34}{'before':>12}{'after':>12}{'change':>10}  rule"]
+        lines = [f"{'metric':<32}{'before':>10}{'after':>10}{'change':>10}  {'interval':<20}  rule"]
         for r in self.rows:
-            lines.append(f"{r['metric']:<34}{r['before']:>12.4f}{r['after']:>12.4f}{r['change']:>+9.1%}  "
-                         f"{r['rule']}{'' if r['ok'] else '  ✗'}")
+            ci = "" if r.get("ci_low") is None else f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] n={r['n']}"
+            lines.append(f"{r['metric']:<32}{r['before']:>10.4f}{r['after']:>10.4f}{r['after'] - r['before']:>+10.4f}"
+                         f"  {ci:<20}  {r['rule']}{'' if r['ok'] else '  ✗'}")
+        lines += [f"note: {n}" for n in self.notes]
         lines.append("gate: " + ("passed" if self.passed else "refused — " + "; ".join(self.reasons)))
         return "\n".join(lines)
 
@@ -64,13 +93,18 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
     adapter on the held-out records and human code; the teacher is always the base model. See module doc."""
     from peft import PeftModel
 
-    from trainer.model import fit_to_model, load_base, tokenizer_fingerprint
+    from redline.trainer.identity import base_identity, check_base, read_adapter_meta
+    from redline.trainer.model import fit_to_model, load_base
 
     th = thresholds or GateThresholds()
     if config is None:
         saved = Path(adapter_dir) / "train_config.json"
         config = TrainConfig.load(saved) if saved.is_file() else TrainConfig()
-    base, tok = load_base(model_path, device=device)
+    base, tok = load_base(model_path, device=device, quantize=config.quantize)
+    identity = base_identity(base, tok, model_path)
+    for adapter in (adapter_dir, baseline_adapter):
+        if adapter is not None:
+            check_base(read_adapter_meta(adapter), identity)
     config = fit_to_model(config, base)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
     before_mode = "base"
@@ -78,14 +112,19 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
         model.load_adapter(str(baseline_adapter), adapter_name="baseline")
         before_mode = "baseline"
     model.eval()
-    fp = tokenizer_fingerprint(tok)
+    fp = identity["tokenizer_fingerprint"]
     pad = tok.pad_token_id
     # Score every record with the adapter's own hindsight rendering, ignoring the method it was trained with.
-    cfg = TrainConfig.from_dict({**config.to_dict(), "method": "self-distill", "use_passed_anchors": False})
+    cfg = TrainConfig.from_dict({**config.to_dict(), "method": "self-distill", "use_passed_anchors": False,
+                                 "micro_batch": None})
+    batch = min(cfg.batch_size, 8)
 
     records = list(heldout)[:max_records]
-    pairs = [p for i, ex in enumerate(records)
-             if (p := build_pair(tok, i, ex.generation, ex.feedback, cfg, fingerprint=fp))]
+    failed = [p for i, ex in enumerate(records)
+              if (p := build_pair(tok, i, ex.generation, ex.feedback, cfg, fingerprint=fp))]
+    passed_ = [p for i, ex in enumerate(records) if ex.feedback and is_passed(ex.feedback)
+               if (p := build_pair(tok, i, ex.generation, [], cfg, fingerprint=fp,
+                                   target_ids=_completion_ids(tok, ex, cfg, fp))) is not None]
     edits = []
     for i, ex in enumerate(records):
         text = correction_of(ex.feedback)
@@ -97,36 +136,110 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
              else default_human_texts(repo_root, max_human, config.gate_human_code))
 
     report = GateReport()
-    if not pairs:
+    stats = _Stats(th)
+    if not failed:
         report.reasons.append("no held-out records with feedback to judge the adapter (collect more feedback)")
     else:
-        before = _pair_metrics(model, pairs, pad, mode=before_mode, batch_size=cfg.batch_size)
-        after = _pair_metrics(model, pairs, pad, mode="default", batch_size=cfg.batch_size)
-        _row(report, "KL(teacher‖student) held-out", before["kl"], after["kl"], "must drop",
-             after["kl"] < before["kl"] or not th.require_kl_drop)
-        _row(report, "log-prob of failed attempts", before["logp"], after["logp"], "must drop",
-             after["logp"] < before["logp"] or not th.require_failed_logp_drop)
+        before = _failed_metrics(model, failed, pad, mode=before_mode, batch_size=batch)
+        after = _failed_metrics(model, failed, pad, mode="default", batch_size=batch)
+        chance = math.log(max(2, _vocab(base)))
+        if before["nll"] > th.chance_share * chance:
+            report.reasons.append(
+                f"the base model predicts the held-out completions no better than chance ({before['nll']:.2f} "
+                f"nats/token; chance is {chance:.2f}): random or untrained weights, nothing learnt can be judged")
+        judged = [i for i, fx in enumerate(before["fix"]) if fx is not None]
+        if not judged:
+            report.reasons.append("no signal: the hindsight teacher agrees with every token of the held-out failed "
+                                  "attempts (the model does not use this feedback in context)")
+        elif len(judged) < th.min_records:
+            report.reasons.append(f"only {len(judged)} held-out failed record(s) where the teacher disagrees with "
+                                  f"the attempt: too few to tell a change from noise (need {th.min_records})")
+        if judged:
+            stats.row(report, FIXES, [before["fix"][i] for i in judged], [after["fix"][i] for i in judged],
+                      "must rise beyond noise", rise=True)
+        stats.row(report, KL, before["kl"], after["kl"], "info")
+        stats.row(report, FAILED, before["logp"], after["logp"], "info")
+    if passed_:
+        b = _logp_per_record(model, passed_, pad, mode=before_mode, batch_size=batch)
+        a = _logp_per_record(model, passed_, pad, mode="default", batch_size=batch)
+        stats.row(report, RETENTION, b, a, "must not fall beyond noise", rise=False)
+    else:
+        report.notes.append("retention on passed records not measured: no held-out record was accepted as is")
     if edits:
-        before = _pair_metrics(model, edits, pad, mode=before_mode, batch_size=cfg.batch_size, with_teacher=False)
-        after = _pair_metrics(model, edits, pad, mode="default", batch_size=cfg.batch_size, with_teacher=False)
-        _row(report, "log-prob of human edits", before["logp"], after["logp"], "must rise",
-             after["logp"] > before["logp"] or not th.require_edit_logp_rise)
+        b = _logp_per_record(model, edits, pad, mode=before_mode, batch_size=batch)
+        a = _logp_per_record(model, edits, pad, mode="default", batch_size=batch)
+        stats.row(report, EDITS, b, a, "must not fall beyond noise", rise=False)
     if texts:
         chunks = _chunks(tok, texts, cfg.max_length)
         before_ppl = _perplexity(model, chunks, mode=before_mode)
         after_ppl = _perplexity(model, chunks, mode="default")
-        _row(report, "perplexity on human code", before_ppl, after_ppl, f"≤ +{th.max_ppl_increase:.0%}",
-             after_ppl <= before_ppl * (1 + th.max_ppl_increase))
-    report.reasons += [f"{r['metric']} {r['rule']} (before {r['before']:.4f}, after {r['after']:.4f})"
-                       for r in report.rows if not r["ok"]]
+        report.rows.append({"metric": PERPLEXITY, "before": before_ppl, "after": after_ppl,
+                            "change": (after_ppl - before_ppl) / before_ppl if before_ppl else 0.0,
+                            "rule": f"≤ +{th.max_ppl_increase:.0%}", "ci_low": None, "ci_high": None,
+                            "n": len(chunks), "ok": after_ppl <= before_ppl * (1 + th.max_ppl_increase)})
+    else:
+        report.notes.append(f"perplexity guard skipped: no human-written code found (gate_human_code = "
+                            f"{list(config.gate_human_code)}); set `gate_human_code` to the team's own files")
+    report.reasons += [_reason(r) for r in report.rows if not r["ok"]]
     report.passed = not report.reasons
     return report
 
 
-def _row(report: GateReport, metric: str, before: float, after: float, rule: str, ok: bool) -> None:
-    change = (after - before) / abs(before) if before else 0.0
-    report.rows.append({"metric": metric, "before": before, "after": after, "change": change, "rule": rule,
-                        "ok": bool(ok)})
+def _reason(row: dict[str, Any]) -> str:
+    if row["metric"] == FIXES:
+        return (f"{FIXES} did not rise beyond noise (change {row['after'] - row['before']:+.3f}, "
+                f"{row.get('confidence', 0.95):.0%} interval [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] "
+                f"over {row['n']} records)")
+    if row["metric"] == PERPLEXITY:
+        return f"{PERPLEXITY} rose more than allowed ({row['before']:.3f} → {row['after']:.3f})"
+    return (f"{row['metric']} fell beyond noise ({row['before']:.4f} → {row['after']:.4f}, interval "
+            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] over {row['n']} records): the adapter forgets what "
+            "the base did right")
+
+
+class _Stats:
+    """Paired bootstrap over records: the interval of the mean per-record change (after − before)."""
+
+    def __init__(self, th: GateThresholds) -> None:
+        self.th = th
+
+    def interval(self, diffs: Sequence[float]) -> tuple[float, float]:
+        if len(diffs) < 2:
+            return (diffs[0], diffs[0]) if diffs else (0.0, 0.0)
+        rng = random.Random(0)
+        n, k = len(diffs), self.th.bootstrap_samples
+        means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(k))
+        tail = 1 - self.th.confidence
+        return means[int(tail * k)], means[min(k - 1, int((1 - tail) * k))]
+
+    def row(self, report: GateReport, metric: str, before: Sequence[float | None], after: Sequence[float | None],
+            rule: str, *, rise: bool | None = None) -> None:
+        pairs = [(b, a) for b, a in zip(before, after, strict=True) if b is not None and a is not None]
+        if not pairs:
+            return
+        b_mean = statistics.fmean(b for b, _ in pairs)
+        a_mean = statistics.fmean(a for _, a in pairs)
+        low, high = self.interval([a - b for b, a in pairs])
+        ok = True if rise is None else (low > 0 if rise else high >= 0)
+        if rise is False and len(pairs) < self.th.min_records:  # one or two records cannot show noise: no verdict
+            ok = True
+            report.notes.append(f"{metric}: only {len(pairs)} held-out record(s), too few to tell a fall from noise "
+                                f"(need {self.th.min_records}); not judged")
+        report.rows.append({"metric": metric, "before": b_mean, "after": a_mean,
+                            "change": (a_mean - b_mean) / abs(b_mean) if b_mean else 0.0, "rule": rule,
+                            "ci_low": low, "ci_high": high, "n": len(pairs), "confidence": self.th.confidence,
+                            "ok": bool(ok)})
+
+
+def _completion_ids(tok: Any, ex: TrainingExample, cfg: TrainConfig, fp: str) -> list[int]:
+    """The accepted completion's ids exactly as training splices them (the recorded ids when they match)."""
+    from redline.trainer.contexts import completion_ids
+
+    return completion_ids(tok, ex.generation, fingerprint=fp, append_eos=cfg.append_eos)[0]
+
+
+def _vocab(model: Any) -> int:
+    return int(getattr(model.config, "vocab_size", 0) or model.get_output_embeddings().weight.shape[0])
 
 
 def _using(model: Any, mode: str) -> Any:
@@ -137,27 +250,67 @@ def _using(model: Any, mode: str) -> Any:
     return nullcontext()
 
 
+def _split(values: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
+    return list(torch.split(values, counts))
+
+
 @torch.no_grad()
-def _pair_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batch_size: int,
-                  with_teacher: bool = True) -> dict[str, float]:
+def _failed_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batch_size: int
+                    ) -> dict[str, Any]:
+    """Per record: fix share (None when the teacher agrees with every attempt token), mean KL(T‖S), mean
+    log-prob of the attempt; and the mean NLL per token over all records (the chance check)."""
     dev = next(model.parameters()).device
-    kl_sum, lp_sum, n = 0.0, 0.0, 0
+    head = OutputHead(model)
+    out: dict[str, Any] = {"fix": [], "kl": [], "logp": []}
+    nll, n_tok = 0.0, 0
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         comps = [p.completion_ids for p in chunk]
         s = collate([p.student_ids for p in chunk], comps, pad_id=pad, device=dev)
-        mask = s.completion_mask
+        t = collate([p.teacher_ids for p in chunk], comps, pad_id=pad, device=dev)
+        with model.disable_adapter():
+            t_h = completion_hidden(model, t)
         with _using(model, mode):
-            s_logits = completion_logits(model, s)[mask]
-        lp_sum += float(token_logprobs(s_logits, s.completion_ids[mask]).sum())
-        if with_teacher:
-            t = collate([p.teacher_ids for p in chunk], comps, pad_id=pad, device=dev)
-            with model.disable_adapter():
-                t_logits = completion_logits(model, t)[mask]
-            kl_sum += float(divergence(torch.log_softmax(s_logits.float(), -1),
-                                       torch.log_softmax(t_logits.float(), -1), alpha=0.0).sum())
-        n += int(mask.sum())
-    return {"kl": kl_sum / max(1, n), "logp": lp_sum / max(1, n)}
+            s_h = completion_hidden(model, s)
+        ids = s.completion_ids[s.completion_mask]
+        fix, kl, logp = [], [], []
+        for lo in range(0, ids.shape[0], CHUNK):
+            tl, sl = head(t_h[lo:lo + CHUNK]).float(), head(s_h[lo:lo + CHUNK]).float()
+            t_lp, s_lp = torch.log_softmax(tl, -1), torch.log_softmax(sl, -1)
+            part = ids[lo:lo + CHUNK]
+            t_arg, s_arg = tl.argmax(-1), sl.argmax(-1)
+            fix.append(torch.stack([t_arg != part, s_arg == t_arg]))
+            kl.append(divergence(s_lp, t_lp, alpha=0.0))
+            logp.append(s_lp.gather(-1, part.unsqueeze(-1)).squeeze(-1))
+        counts = s.completion_mask.sum(-1).tolist()
+        fixes, kls, lps = torch.cat(fix, 1), torch.cat(kl), torch.cat(logp)
+        for f, k, lp in zip(torch.split(fixes, counts, 1), _split(kls, counts), _split(lps, counts), strict=True):
+            disagree = f[0]
+            out["fix"].append(float(f[1][disagree].float().mean()) if bool(disagree.any()) else None)
+            out["kl"].append(float(k.mean()))
+            out["logp"].append(float(lp.mean()))
+        nll -= float(lps.sum())
+        n_tok += int(lps.numel())
+    out["nll"] = nll / max(1, n_tok)
+    return out
+
+
+@torch.no_grad()
+def _logp_per_record(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batch_size: int) -> list[float]:
+    """Mean log-prob per token of each pair's completion in the student context."""
+    dev = next(model.parameters()).device
+    head = OutputHead(model)
+    out: list[float] = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        s = collate([p.student_ids for p in chunk], [p.completion_ids for p in chunk], pad_id=pad, device=dev)
+        with _using(model, mode):
+            h = completion_hidden(model, s)
+        ids = s.completion_ids[s.completion_mask]
+        lps = torch.cat([token_logprobs(head(h[lo:lo + CHUNK]), ids[lo:lo + CHUNK])
+                         for lo in range(0, max(1, ids.shape[0]), CHUNK)])
+        out += [float(x.mean()) for x in _split(lps, s.completion_mask.sum(-1).tolist())]
+    return out
 
 
 def _chunks(tok: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:

@@ -7,6 +7,7 @@ gradient accumulation, AdamW, warm-up + cosine, clipping and resumable checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,17 +21,29 @@ from typing import Any
 import torch
 
 from redline.records import utc_now
-from trainer.baselines import Checker, require_checker, sft_pairs
-from trainer.batching import collate, completion_logits, lr_lambda, schedule, total_steps
-from trainer.checkpoint import Checkpointer
-from trainer.config import TrainConfig
-from trainer.contexts import Pair, build_pair
-from trainer.data import TrainingExample, data_window
-from trainer.errors import TrainError
-from trainer.fsutil import write_json
-from trainer.losses import importance_weights, masked_mean, sft_loss, token_divergence, token_logprobs
-from trainer.model import attach_lora, fit_to_model, load_base, model_identity, tokenizer_fingerprint
-from trainer.teacher import EmaTeacher
+from redline.trainer.baselines import Checker, require_checker, sft_pairs
+from redline.trainer.batching import (
+    OutputHead,
+    collate,
+    completion_hidden,
+    lr_lambda,
+    micro_batches,
+    padding_waste,
+    planned_steps,
+    schedule,
+)
+from redline.trainer.checkpoint import Checkpointer
+from redline.trainer.config import TrainConfig
+from redline.trainer.contexts import Pair, build_pair
+from redline.trainer.data import TrainingExample, data_window
+from redline.trainer.errors import TrainError
+from redline.trainer.fsutil import write_json
+from redline.trainer.identity import base_identity, check_base, read_adapter_meta
+from redline.trainer.losses import chunked_divergence, chunked_logprobs, importance_weights
+from redline.trainer.model import attach_lora, fit_to_model, load_base
+from redline.trainer.plan import memory_budget, model_shape, plan_memory
+from redline.trainer.teacher import EmaTeacher
+from redline.trainer.throughput import Throughput
 
 log = logging.getLogger("redline.trainer")
 
@@ -63,9 +76,12 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
         raise TrainError("no training records", fix="collect feedback first (`redline status` shows the queue)")
     started = time.perf_counter()
     _seed(config.seed)
-    model, tokenizer = load_base(model_path, device=device)
+    model, tokenizer = load_base(model_path, device=device, quantize=config.quantize)
+    identity = base_identity(model, tokenizer, model_path)
+    if init_adapter is not None:
+        check_base(read_adapter_meta(init_adapter), identity)
     config = fit_to_model(config, model)
-    fingerprint = tokenizer_fingerprint(tokenizer)
+    fingerprint = identity["tokenizer_fingerprint"]
 
     # Records → token ids. Baselines build their SFT targets with the base model, before LoRA exists.
     if config.method == "self-distill":
@@ -83,13 +99,26 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     if config.method == "self-distill":
         metrics["hindsight"] = hindsight_check(model, pairs, tokenizer.pad_token_id, config)
 
+    dev = next(model.parameters()).device
+    shape = model_shape(model)
+    memory = plan_memory(shape, config, seq_len=max(max(len(p.student_ids), len(p.teacher_ids))
+                                                    + len(p.completion_ids) for p in pairs),
+                         completion_len=max(len(p.completion_ids) for p in pairs),
+                         budget=memory_budget(config, dev, weights_loaded=shape.weight_bytes))
+    log.info("memory plan: micro-batch %d of %d, gradient checkpointing %s (%s; estimate %.2f GiB, budget %s)",
+             memory.micro_batch, config.batch_size, "on" if memory.gradient_checkpointing else "off",
+             memory.reason, memory.estimate_bytes / 2**30,
+             "unknown" if memory.budget_bytes is None else f"{memory.budget_bytes / 2**30:.2f} GiB")
+    micro = memory.micro_batch
+
     _seed(config.seed)  # LoRA init depends only on the seed, not on what the baselines sampled
-    model = attach_lora(model, config, adapter_dir=init_adapter)
+    model = attach_lora(model, dataclasses.replace(config, gradient_checkpointing=memory.gradient_checkpointing),
+                        adapter_dir=init_adapter)
     ema = EmaTeacher(model, config.ema_rate) if config.teacher == "ema" else None
     params = [p for p in model.parameters() if p.requires_grad]
-    plan = schedule(pairs, batch_size=config.batch_size, seed=config.seed, epochs=config.epochs,
-                    min_micro=(config.max_steps or 0) * config.grad_accum)
-    n_steps = total_steps(len(plan), grad_accum=config.grad_accum, max_steps=config.max_steps)
+    n_steps = planned_steps(len(pairs), batch_size=config.batch_size, epochs=config.epochs,
+                            max_steps=config.max_steps)
+    plan = schedule(pairs, batch_size=config.batch_size, seed=config.seed, steps=n_steps)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(n_steps, max(1, round(config.warmup_ratio * n_steps))))
@@ -99,52 +128,93 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
         ema.load_state_dict(extra["ema"])
     if start:
         log.info("resuming from checkpoint at step %d of %d", start, n_steps)
+    log.info("%d optimizer steps of %d records over %d pairs (%.1f epochs)", n_steps, config.batch_size,
+             len(pairs), n_steps * config.batch_size / len(pairs))
 
     history: list[dict[str, float]] = []
-    tokens = 0
+    meter = Throughput(shape.params, dev)
+    tokens, ooms, step = 0, 0, start
     with _progress(progress, n_steps, start) as bar:
-        for step in range(start, n_steps):
+        while step < n_steps:
             t0 = time.perf_counter()
-            stats = {"loss": 0.0, "kl": 0.0, "tokens": 0.0}
-            micro = plan[step * config.grad_accum:(step + 1) * config.grad_accum]
-            for indices in micro:
-                batch = [pairs[i] for i in indices]
+            in_update = False
+            try:
+                stats = {"loss": 0.0, "kl": 0.0, "tokens": 0.0}
+                micros = micro_batches(plan[step], pairs, micro)
+                batches = [[pairs[i] for i in m] for m in micros]
                 if config.on_policy_ratio:
-                    batch = on_policy(model, tokenizer, batch, config, step)
-                if config.method == "self-distill":
-                    loss, kl, n = distill_loss(model, batch, config, tokenizer.pad_token_id, parent_version,
-                                               ema=ema)
-                else:
-                    loss, kl, n = sft_batch_loss(model, batch, tokenizer.pad_token_id)
-                (loss / len(micro)).backward()
-                stats["loss"] += loss.item() / len(micro)
-                stats["kl"] += kl / len(micro)
-                stats["tokens"] += n
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
+                    batches = [on_policy(model, tokenizer, b, config, step) for b in batches]
+                total = sum(len(p.completion_ids) for b in batches for p in b)
+                seen = {"trained": 0, "teacher": 0}
+                for batch in batches:
+                    if config.method == "self-distill":
+                        loss, kl, n = distill_loss(model, batch, config, tokenizer.pad_token_id, parent_version,
+                                                   ema=ema)
+                        seen["teacher"] += sum(len(p.teacher_ids) + len(p.completion_ids) for p in batch)
+                    else:
+                        loss, kl, n = sft_batch_loss(model, batch, tokenizer.pad_token_id)
+                    seen["trained"] += sum(len(p.student_ids) + len(p.completion_ids) for p in batch)
+                    # each micro-batch's token mean, weighted by its tokens: the step's loss is the token mean
+                    # over the whole batch, whatever the micro-batches are
+                    (loss * (n / total)).backward()
+                    stats["loss"] += loss.item() * n / total
+                    stats["kl"] += kl * n / total
+                    stats["tokens"] += n
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                in_update = True
+                optimizer.step()
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                optimizer.zero_grad(set_to_none=True)
+                _free_memory()
+                if micro == 1:
+                    raise TrainError("out of memory with a micro-batch of 1",
+                                     fix='set quantize = "4bit", a lower max_length, or a smaller max_memory '
+                                         "share for other programs") from None
+                micro, ooms = max(1, micro // 2), ooms + 1
+                if in_update:  # parameters may be half-updated: go back to the last checkpoint on disk
+                    if not config.checkpoint_every or not ckpt.has_checkpoint():
+                        raise TrainError("out of memory in the optimizer step, and no checkpoint to resume",
+                                         fix="set checkpoint_every, or a smaller micro_batch") from None
+                    step, extra = ckpt.restore(model, optimizer, scheduler)
+                    if ema is not None and extra is not None:
+                        ema.load_state_dict(extra["ema"])
+                log.warning("out of memory at step %d: micro-batch halved to %d, resuming from step %d",
+                            step + 1, micro, step)
+                continue
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             if ema is not None:
                 ema.update()
-            stats.update(grad_norm=float(grad_norm), lr=scheduler.get_last_lr()[0],
-                         tok_s=stats["tokens"] / max(1e-9, time.perf_counter() - t0))
+            rate = meter.step(seen["trained"], seen["teacher"], time.perf_counter() - t0)
+            stats.update(grad_norm=float(grad_norm), lr=scheduler.get_last_lr()[0], **rate)
             tokens += int(stats["tokens"])
             history.append(stats)
             bar.advance(stats)
-            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < n_steps:
-                ckpt.save(step + 1, model, optimizer, scheduler, {"ema": ema.state_dict()} if ema else None)
+            step += 1
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < n_steps:
+                ckpt.save(step, model, optimizer, scheduler, {"ema": ema.state_dict()} if ema else None)
             if on_step is not None:
-                on_step(step + 1, stats)
+                on_step(step, stats)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), selected_adapters=["default"])
     config.save(out_dir / "train_config.json")
     metrics.update(_summarise(history))
+    metrics.update(meter.summary(), memory_plan=memory.to_dict(), micro_batch=micro, oom_retries=ooms,
+                   padding_waste=padding_waste([m for b in plan for m in micro_batches(b, pairs, micro)], pairs),
+                   model_shape=shape.to_dict())
     result = TrainResult(out_dir, config.method, n_steps, len(examples), len(pairs), len(examples) - len(pairs),
                          tokens, time.perf_counter() - started, start, metrics)
+    log.info("trained %d steps (micro-batch %d%s): %.0f tokens/s processed%s%s", n_steps - start, micro,
+             ", gradient checkpointing" if memory.gradient_checkpointing else "", metrics.get("tokens_per_s", 0.0),
+             f", MFU {metrics['mfu']:.0%}" if "mfu" in metrics else "",
+             f", peak GPU memory {metrics['peak_memory_bytes'] / 2**30:.1f} GiB" if "peak_memory_bytes" in metrics
+             else "")
     write_json(out_dir / "redline.json", {
-        "base_model": model_identity(model.get_base_model(), model_path),
+        "base_model": identity,
         "tokenizer_fingerprint": fingerprint,
         "method": config.method,
         "records": sorted({examples[p.index].generation.id for p in pairs}),
@@ -155,6 +225,9 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
         "train_config": config.to_dict(),
     })
     ckpt.clear()
+    # the gate loads the base again next: give this copy's memory back first (a 24 GB card holds one 7B copy)
+    del model, optimizer, scheduler, params, ema
+    _free_memory()
     return result
 
 
@@ -163,7 +236,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
 
 def distill_loss(model: Any, pairs: Sequence[Pair], config: TrainConfig, pad_id: int,
                  parent_version: str | None, *, ema: EmaTeacher | None = None) -> tuple[torch.Tensor, float, int]:
-    """SDPO on one micro-batch: (loss, mean divergence, scored tokens)."""
+    """SDPO on one micro-batch: (loss, mean divergence, scored tokens). Hidden states are gathered at the
+    completion positions of both passes; the output head and the divergence run on those alone, in chunks."""
     dev = next(model.parameters()).device
     comps = [p.completion_ids for p in pairs]
     student = collate([p.student_ids for p in pairs], comps, pad_id=pad_id, device=dev)
@@ -171,44 +245,43 @@ def distill_loss(model: Any, pairs: Sequence[Pair], config: TrainConfig, pad_id:
     # The teacher is the same weights with the adapter off (or the EMA adapter on), in eval mode, without a graph.
     model.eval()
     with torch.no_grad(), (ema.active() if ema is not None else model.disable_adapter()):
-        t_logits = completion_logits(model, teacher)
+        t_hidden = completion_hidden(model, teacher)
     model.train()
-    s_logits = completion_logits(model, student)
-    # Flat [B·C, V] views (no copies); padded completion slots are masked out of the mean.
-    mask = student.completion_mask.reshape(-1)
-    s_flat = s_logits.reshape(-1, s_logits.shape[-1])
-    t_flat = t_logits.reshape(-1, t_logits.shape[-1])
-    div = token_divergence(s_flat, t_flat, alpha=config.alpha, top_k=config.top_k)
-    weights = _off_policy_weights(pairs, s_flat, student.completion_ids.reshape(-1), student.completion_mask,
-                                  config, parent_version)
-    loss = masked_mean(div if weights is None else div * weights, mask)
-    n = int(mask.sum())
-    return loss, float(div.detach()[mask].sum()) / max(1, n), n
+    s_hidden = completion_hidden(model, student)
+    ids = student.completion_ids[student.completion_mask]
+    div, logp = chunked_divergence(s_hidden, t_hidden, OutputHead(model), ids, alpha=config.alpha,
+                                   top_k=config.top_k)
+    weights = _off_policy_weights(pairs, logp, student.completion_mask, config, parent_version)
+    loss = (div if weights is None else div * weights).mean() if div.numel() else s_hidden.sum() * 0.0
+    n = int(div.numel())
+    return loss, float(div.detach().sum()) / max(1, n), n
 
 
-def _off_policy_weights(pairs: Sequence[Pair], s_flat: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
-                        config: TrainConfig, parent_version: str | None) -> torch.Tensor | None:
-    """Clipped importance weights [B·C] for records sampled by another adapter than the one we continue from."""
+def _off_policy_weights(pairs: Sequence[Pair], logp: torch.Tensor, mask: torch.Tensor, config: TrainConfig,
+                        parent_version: str | None) -> torch.Tensor | None:
+    """Clipped importance weights [N] (N = real completion tokens, row by row) for records sampled by another
+    adapter than the one we continue from; `logp` is the student's log-prob of each of those tokens."""
     off = [p.old_logprobs is not None and p.adapter_version != parent_version for p in pairs]
     if not any(off):
         return None
-    old = torch.zeros(mask.shape, dtype=torch.float32, device=s_flat.device)
-    use = torch.zeros(mask.shape, dtype=torch.bool, device=s_flat.device)
+    old = torch.zeros(mask.shape, dtype=torch.float32, device=logp.device)
+    use = torch.zeros(mask.shape, dtype=torch.bool, device=logp.device)
     width = mask.shape[1]
     for row, (p, is_off) in enumerate(zip(pairs, off, strict=True)):
         if is_off and p.old_logprobs is not None:
             old[row, width - len(p.old_logprobs):] = torch.tensor(p.old_logprobs, dtype=torch.float32)
             use[row, width - len(p.old_logprobs):] = True
-    weights = importance_weights(token_logprobs(s_flat, ids), old.reshape(-1), clip=config.is_clip)
-    return torch.where(use.reshape(-1), weights, torch.ones_like(weights))
+    weights = importance_weights(logp, old[mask], clip=config.is_clip)
+    return torch.where(use[mask], weights, torch.ones_like(weights))
 
 
 def sft_batch_loss(model: Any, pairs: Sequence[Pair], pad_id: int) -> tuple[torch.Tensor, float, int]:
     dev = next(model.parameters()).device
     batch = collate([p.student_ids for p in pairs], [p.completion_ids for p in pairs], pad_id=pad_id, device=dev)
     model.train()
-    logits = completion_logits(model, batch)
-    return sft_loss(logits, batch.completion_ids, batch.completion_mask), 0.0, int(batch.completion_mask.sum())
+    hidden = completion_hidden(model, batch)
+    logp = chunked_logprobs(hidden, OutputHead(model), batch.completion_ids[batch.completion_mask])
+    return -logp.mean() if logp.numel() else hidden.sum() * 0.0, 0.0, int(logp.numel())
 
 
 def on_policy(model: Any, tokenizer: Any, pairs: Sequence[Pair], config: TrainConfig, step: int) -> list[Pair]:
@@ -218,7 +291,7 @@ def on_policy(model: Any, tokenizer: Any, pairs: Sequence[Pair], config: TrainCo
     resumed run resamples exactly what an uninterrupted one would."""
     from dataclasses import replace
 
-    from trainer.generation import sample_ids
+    from redline.trainer.generation import sample_ids
 
     rng = random.Random(config.seed * 7919 + step)
     out = []
@@ -248,11 +321,13 @@ def hindsight_check(model: Any, pairs: Sequence[Pair], pad_id: int, config: Trai
         comps = [p.completion_ids for p in chunk]
         s = collate([p.student_ids for p in chunk], comps, pad_id=pad_id, device=dev)
         t = collate([p.teacher_ids for p in chunk], comps, pad_id=pad_id, device=dev)
-        sl, tl = completion_logits(model, s)[s.completion_mask], completion_logits(model, t)[t.completion_mask]
+        head = OutputHead(model)
+        sh, th = completion_hidden(model, s), completion_hidden(model, t)
         ids = s.completion_ids[s.completion_mask]
-        s_lp += float(token_logprobs(sl, ids).sum())
-        t_lp += float(token_logprobs(tl, ids).sum())
-        kl += float(token_divergence(sl, tl, alpha=config.alpha, top_k=config.top_k).sum())
+        div, slp = chunked_divergence(sh, th, head, ids, alpha=config.alpha, top_k=config.top_k)
+        s_lp += float(slp.sum())
+        t_lp += float(chunked_logprobs(th, head, ids).sum())
+        kl += float(div.sum())
         n += int(ids.numel())
     report = {"student_logp": s_lp / n, "teacher_logp": t_lp / n, "divergence": kl / n, "records": len(sample)}
     if report["teacher_logp"] >= report["student_logp"]:
@@ -273,8 +348,28 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or a CPU allocator failure (a RuntimeError saying so)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+#: settings that change how a step is computed, not what it computes: a checkpoint stays valid across them
+_LAYOUT = ("checkpoint_every", "micro_batch", "gradient_checkpointing", "max_memory")
+
+
 def _run_fingerprint(model_path: str | Path, config: TrainConfig, pairs: Sequence[Pair]) -> str:
-    settings = {k: v for k, v in config.to_dict().items() if k != "checkpoint_every"}
+    settings = {k: v for k, v in config.to_dict().items() if k not in _LAYOUT}
     data = [(p.student_ids, p.teacher_ids, p.completion_ids) for p in pairs]
     blob = json.dumps([str(model_path), settings, data], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
@@ -303,15 +398,18 @@ class _progress:
 
             self._bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("loss {task.fields[loss]:.4f} kl {task.fields[kl]:.4f} "
-                                            "{task.fields[tok_s]:.0f} tok/s"), TimeRemainingColumn())
+                                            "{task.fields[tok_s]:.0f} tok/s{task.fields[mfu_text]}"),
+                                 TimeRemainingColumn())
             self._bar.__enter__()
             self._task = self._bar.add_task("train", total=self.total, completed=self.start, loss=0.0, kl=0.0,
-                                            tok_s=0.0)
+                                            tok_s=0.0, mfu_text="")
         return self
 
     def advance(self, stats: dict[str, float]) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, loss=stats["loss"], kl=stats["kl"], tok_s=stats["tok_s"])
+            mfu = stats.get("mfu")
+            self._bar.update(self._task, advance=1, loss=stats["loss"], kl=stats["kl"], tok_s=stats["tok_s"],
+                             mfu_text="" if mfu is None else f" MFU {mfu:.0%}")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -9,6 +9,7 @@ plus one tail bucket holding the rest of the mass.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -88,3 +89,48 @@ def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 def sft_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood of `ids` at masked positions."""
     return masked_mean(-token_logprobs(logits, ids), mask)
+
+
+#: positions per chunk of the output head: the [chunk, V] logits are the largest tensor a step holds
+CHUNK = 1024
+
+
+def chunked_divergence(s_hidden: torch.Tensor, t_hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
+                       ids: torch.Tensor, *, alpha: float, top_k: int, chunk: int = CHUNK
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token divergence [N] (with gradient to `s_hidden`) and the student's log-prob of `ids` [N]
+    (detached) from hidden states [N, H]: the head runs on `chunk` positions at a time and, with a gradient,
+    is recomputed in the backward pass (activation checkpointing), so no [N, V] tensor ever exists."""
+
+    def part(s_h: torch.Tensor, t_h: torch.Tensor, part_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s_logits = head(s_h)
+        with torch.no_grad():
+            t_logits = head(t_h)
+            logp = token_logprobs(s_logits.detach(), part_ids)
+        return token_divergence(s_logits, t_logits, alpha=alpha, top_k=top_k), logp
+
+    return _chunked(part, s_hidden, t_hidden.detach(), ids, chunk=chunk)
+
+
+def chunked_logprobs(hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor], ids: torch.Tensor, *,
+                     chunk: int = CHUNK) -> torch.Tensor:
+    """log p(ids) [N] (with gradient) from hidden states [N, H], `chunk` positions of the head at a time."""
+
+    def part(h: torch.Tensor, part_ids: torch.Tensor) -> tuple[torch.Tensor]:
+        return (token_logprobs(head(h), part_ids),)
+
+    return _chunked(part, hidden, ids, chunk=chunk)[0]
+
+
+def _chunked(fn: Callable[..., tuple[torch.Tensor, ...]], first: torch.Tensor, *rest: torch.Tensor, chunk: int
+             ) -> tuple[torch.Tensor, ...]:
+    from torch.utils.checkpoint import checkpoint
+
+    outs = []
+    for start in range(0, max(1, first.shape[0]), chunk):
+        args = [t[start:start + chunk] for t in (first, *rest)]
+        if first.requires_grad and torch.is_grad_enabled():
+            outs.append(checkpoint(fn, *args, use_reentrant=False))
+        else:
+            outs.append(fn(*args))
+    return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from redline.errors import NotFound
+from redline.private import private_dir
 from redline.records import utc_now
-from trainer.fsutil import atomic_write, fsync_path, write_json
+from redline.trainer.fsutil import atomic_write, fsync_path, write_json
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 REQUIRED = ("adapter_config.json", "redline.json")
@@ -76,7 +77,7 @@ class AdapterRegistry:
         tmp_dir = Path(tmp_dir)
         if not (tmp_dir / "adapter_config.json").is_file() or not _has_weights(tmp_dir):
             raise NotFound(f"{tmp_dir} holds no PEFT adapter", fix="train one first", path=tmp_dir)
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.versions_dir)  # 0700: adapters are trained on private code
         version = self._next_version()
         staging = self.versions_dir / f".staging-{version}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
@@ -100,8 +101,14 @@ class AdapterRegistry:
         data.update(extra)
         write_json(path, data)
 
-    def promote(self, version: str) -> None:
+    def promote(self, version: str, *, base: str | Path | dict[str, Any] | None = None) -> None:
+        """Make `version` current. With `base` (the model directory, hub id or identity it will be served on), an
+        adapter trained on another base is refused (`identity.BaseModelMismatch`, one line naming both)."""
         self.path(version)  # raises when missing or incomplete
+        if base is not None:
+            from redline.trainer.identity import check_base
+
+            check_base(self.meta(version), base)
         state = self._state()
         history = [v for v in state.get("history", []) if v != version]
         if state.get("current") and state["current"] != version:
@@ -131,7 +138,7 @@ class AdapterRegistry:
             return {}
 
     def _write_state(self, state: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         atomic_write(self.pointer, json.dumps(state, indent=2) + "\n")
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_hook.ingest.common import IngestOptions
-from ci_hook.ingest.detect import FORMATS, detect
+from redline.ci_hook.ingest.common import IngestOptions
+from redline.ci_hook.ingest.detect import FORMATS, detect
 from redline.config import Config
 from redline.errors import RecordError, RedlineError
 from redline.records import Feedback
@@ -24,7 +24,7 @@ _MODULES = {"junit": "junit", "sarif": "sarif", "mypy": "mypy_json", "ruff": "ru
 
 
 def parser_for(fmt: str) -> Parser:
-    module = importlib.import_module(f"ci_hook.ingest.{_MODULES[fmt]}")
+    module = importlib.import_module(f"redline.ci_hook.ingest.{_MODULES[fmt]}")
     parse: Parser = module.parse
     return parse
 
@@ -65,10 +65,12 @@ class IngestSummary:
 def ingest_files(store: object, config: Config, paths: Sequence[Path], *, fmt: str | None = None,
                  opts: IngestOptions | None = None, hints: bool = True) -> IngestSummary:
     """Parse and queue each report in its own transaction; a bad report is recorded as an error, not raised."""
-    from ci_hook.generated import add_commit_hints
+    from redline.attribution import Attributor
+    from redline.ci_hook.generated import add_commit_hints
     from redline.ledger import record_feedback
 
     summary = IngestSummary(opts=opts or IngestOptions(trusted_associations=config.trusted_associations))
+    attributor = Attributor(store, config.repo_root)  # type: ignore[arg-type]  # each file placed once for all reports
     for path in paths:
         result = FileResult(path)
         summary.files.append(result)
@@ -78,9 +80,13 @@ def ingest_files(store: object, config: Config, paths: Sequence[Path], *, fmt: s
             if hints:
                 add_commit_hints(config.repo_root, feedback)
             result.parsed = len(feedback)
-            result.added = record_feedback(store, config, feedback).feedback  # type: ignore[arg-type]
-        except RedlineError as exc:
-            result.error = exc.one_line()
+            result.added = record_feedback(store, config, feedback,  # type: ignore[arg-type]
+                                           attributor=attributor).feedback
+        except RedlineError as exc:  # the queue's own errors (a record it refuses) name no file: add it
+            result.error = exc.one_line() if exc.path else f"{path}: {exc.one_line()}"
+        except Exception as exc:  # a shape no check foresaw: this report fails, the others still land
+            text = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            result.error = f"{path}: cannot ingest ({type(exc).__name__}{': ' + text if text else ''})"
     return summary
 
 

@@ -15,9 +15,12 @@ from typing import Any
 
 from redline.attribution import repo_relative
 from redline.errors import RecordError
-from redline.records import Range
+from redline.toolformats import line_range
 
-#: reports larger than this are refused before they are read (override with REDLINE_CI_MAX_BYTES)
+__all__ = ["IngestOptions", "bad", "field_of", "line_range", "load_json", "load_json_lines", "place", "read_text",
+           "traceback_frames"]
+
+#: reports larger than this are refused, counted as bytes are read (override with REDLINE_CI_MAX_BYTES)
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 
 
@@ -30,6 +33,8 @@ class IngestOptions:
     commit: str | None = None
     outside_repo: int = 0
     untrusted: int = 0
+    #: lines of a JSON-lines report that the tool printed as plain text (mypy's `note:` lines), skipped
+    text_lines: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def drop_outside(self, report: Path, where: str) -> None:
@@ -46,19 +51,19 @@ def max_input_bytes() -> int:
 
 
 def read_text(path: Path) -> str:
-    """The file as UTF-8 text, refusing missing, huge and undecodable files with one-line errors."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise RecordError(f"cannot read the report ({exc.strerror})", fix="check the path", path=path) from None
+    """The file as UTF-8 text, refusing missing, huge and undecodable files with one-line errors.
+
+    The cap counts bytes as they are read, not the size on disk, so `/dev/stdin`, a FIFO or a link to
+    `/dev/zero` stops at the limit instead of reading until memory runs out."""
     limit = max_input_bytes()
-    if size > limit:
-        raise RecordError(f"the report is {size / 2**20:.0f} MiB, over the {limit / 2**20:.0f} MiB limit",
-                          fix="split it or raise REDLINE_CI_MAX_BYTES", path=path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            data = stream.read(limit + 1)
     except OSError as exc:
         raise RecordError(f"cannot read the report ({exc.strerror})", fix="check the path", path=path) from None
+    if len(data) > limit:
+        raise RecordError(f"the report is over the {limit / 2**20:.0f} MiB limit",
+                          fix="split it or raise REDLINE_CI_MAX_BYTES", path=path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -77,11 +82,18 @@ def load_json(path: Path, text: str | None = None) -> Any:
                           path=path) from None
 
 
-def load_json_lines(path: Path, text: str | None = None) -> list[Any]:
+def load_json_lines(path: Path, text: str | None = None, *, opts: IngestOptions | None = None) -> list[Any]:
+    """One JSON value per line. With `opts`, a line that does not even start like JSON is the tool's own text
+    (mypy prints `note:` lines among its JSON with `warn_unused_configs`): skipped, counted, warned once."""
     text = read_text(path) if text is None else text
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
+            continue
+        if opts is not None and not line.lstrip().startswith(("{", "[")):
+            opts.text_lines += 1
+            if opts.text_lines == 1 and len(opts.warnings) < 20:
+                opts.warnings.append(f"{path}: skipped line {number}, plain text from the tool: {line.strip()[:80]!r}")
             continue
         try:
             rows.append(json.loads(line))
@@ -124,26 +136,6 @@ def place(report: Path, repo_root: Path, where: str, opts: IngestOptions) -> str
     if rel is None:
         opts.drop_outside(report, where)
     return rel
-
-
-def line_range(line: object, end_line: object = None, col: object = None, end_col: object = None) -> Range | None:
-    """A `Range` from 1-based lines and 1-based columns (the convention of every format parsed here).
-
-    Values that are not positive integers are ignored (a missing line gives no range at all).
-    """
-    line, end_line, col, end_col = (_positive(v) for v in (line, end_line, col, end_col))
-    if line is None:
-        return None
-    if end_line is None or end_line < line:
-        end_line = line
-    start_col = col - 1 if col is not None else 0
-    if end_col is not None and col is not None and (end_line > line or end_col > col):
-        return Range(line - 1, end_line - 1, start_col, end_col - 1)
-    return Range(line - 1, end_line, start_col, 0)
-
-
-def _positive(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 _FRAME = re.compile(r"^(?P<path>[^\s:<>][^:\n]*?\.py):(?P<line>\d+): ", re.MULTILINE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ci_hook.ingest.common import bad
+from redline.ci_hook.ingest.common import bad
 
 FORMATS = ("junit", "sarif", "mypy", "ruff", "reportlog", "github")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ci_hook.ingest.common import IngestOptions, bad, field_of, load_json, place
+from redline.ci_hook.ingest.common import IngestOptions, bad, field_of, load_json, place
 from redline.records import Feedback, Range
 
 SUGGESTION = re.compile(r"```suggestion[^\n]*\n(?P<body>.*?)^```", re.DOTALL | re.MULTILINE)

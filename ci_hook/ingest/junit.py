@@ -14,8 +14,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from ci_hook.ingest.common import IngestOptions, bad, read_text, traceback_frames
 from redline.attribution import repo_relative
+from redline.ci_hook.ingest.common import IngestOptions, bad, read_text, traceback_frames
 from redline.records import Feedback, Range
 
 SOURCE = "junit"
@@ -37,16 +37,21 @@ def parse(path: Path, repo_root: Path, opts: IngestOptions | None = None) -> lis
     for case in root.iter("testcase"):
         for child in case:
             if child.tag in ("failure", "error"):
-                out.append(_feedback(path, repo_root, case, child, opts))
+                fb = _feedback(path, repo_root, case, child, opts)
+                if fb is not None:
+                    out.append(fb)
     return out
 
 
-def _feedback(report: Path, repo_root: Path, case: Element, child: Element, opts: IngestOptions) -> Feedback:
+def _feedback(report: Path, repo_root: Path, case: Element, child: Element, opts: IngestOptions) -> Feedback | None:
     classname = case.get("classname", "")
     name = case.get("name", "")
     text = child.text or ""
     message = child.get("message") or (text.strip().splitlines() or [child.tag])[-1]
     where, line = _location(repo_root, case, text)
+    if where is None and case.get("file"):  # `file="/etc/passwd"`: outside the repo, dropped and counted
+        opts.drop_outside(report, case.get("file", ""))
+        return None
     rng = Range(line, line + 1) if where and line is not None else None
     return Feedback(
         kind="test_failure", source=SOURCE, message=message[:2000], detail=text or None, path=where, range=rng,

@@ -1,10 +1,14 @@
-"""mypy `--output json`: one JSON object per line (file, line, column, message, hint, code, severity)."""
+"""mypy `--output json`: one JSON object per line (file, line, column, message, hint, code, severity).
+
+mypy also prints plain lines among them (`setup.cfg: note: unused section(s): …` with `warn_unused_configs`):
+those are skipped and counted (`IngestOptions.text_lines`), not fatal.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ci_hook.ingest.common import IngestOptions, bad, field_of, line_range, load_json_lines, place
+from redline.ci_hook.ingest.common import IngestOptions, bad, field_of, line_range, load_json_lines, place
 from redline.records import Feedback, Severity
 
 SEVERITIES: dict[str, Severity] = {"error": "error", "warning": "warning", "note": "info"}
@@ -13,7 +17,7 @@ SEVERITIES: dict[str, Severity] = {"error": "error", "warning": "warning", "note
 def parse(path: Path, repo_root: Path, opts: IngestOptions | None = None) -> list[Feedback]:
     opts = opts or IngestOptions()
     out = []
-    for i, row in enumerate(load_json_lines(path), 1):
+    for i, row in enumerate(load_json_lines(path, opts=opts), 1):
         where = f"line {i}"
         file = field_of(path, row, "file", str, where)
         line = field_of(path, row, "line", int, where)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ci_hook.ingest.common import IngestOptions, bad, field_of, load_json_lines
 from redline.attribution import repo_relative
+from redline.ci_hook.ingest.common import IngestOptions, bad, field_of, load_json_lines
 from redline.records import Feedback, Range
 
 REPORT_TYPES = {"SessionStart", "SessionFinish", "TestReport", "CollectReport", "WarningMessage"}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ci_hook.ingest.common import IngestOptions, bad, field_of, line_range, load_json, place
+from redline.ci_hook.ingest.common import IngestOptions, bad, field_of, line_range, load_json, place
 from redline.records import Feedback, Severity
 
 LEVELS: dict[str, Severity] = {"error": "error", "warning": "warning", "note": "info", "none": "hint"}

@@ -22,10 +22,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("redline.cli.doctor:doctor", "Check python, torch, CUDA, the model, the queue and disk space."),
     "train": ("redline.cli.train:train", "Distil the queued feedback into a new adapter for this repo."),
     "eval": ("redline.cli.train:eval_", "Run the evaluation gate on an adapter version."),
-    "adapters": ("redline.cli.train:adapters", "List, promote or roll back this repo's adapters."),
-    "demo": ("redline.cli.demo:demo", "End-to-end demo on a tiny model and a sample repository."),
+    "adapters": ("redline.cli.train:adapters", "List, promote, roll back or export this repo's adapters."),
     "ci": ("redline.cli.ci:ci", "Ingest CI reports, wrap build commands, bundle feedback."),
     "lsp": ("redline.cli.lsp:lsp", "Start the language server (stdio by default)."),
+    "daemon": ("redline.cli.daemon:daemon", "Train every `redline init` repo by itself, when the GPU is free."),
+    "serve": ("redline.cli.serve:serve", "Serve the model with this repo's adapter; record every answer."),
+    "proxy": ("redline.cli.serve:proxy", "Record every answer of a model server you already run."),
 }
 
 

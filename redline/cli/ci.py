@@ -29,7 +29,7 @@ def ingest(paths: tuple[Path, ...], fmt: str | None, include_untrusted: bool, co
     Each report is read whole and queued in one transaction; a bad report is named on one line, writes nothing,
     and the others still land. Exits 1 if any report was rejected.
     """
-    from ci_hook.ingest import IngestOptions, ingest_files
+    from redline.ci_hook.ingest import IngestOptions, ingest_files
     from redline.cli.common import context, err_console
 
     config, store = context()
@@ -49,6 +49,8 @@ def ingest(paths: tuple[Path, ...], fmt: str | None, include_untrusted: bool, co
     skipped = []
     if opts.outside_repo:
         skipped.append(f"{opts.outside_repo} outside the repository")
+    if opts.text_lines:
+        skipped.append(f"{opts.text_lines} plain-text lines among JSON lines")
     if opts.untrusted and not include_untrusted:
         skipped.append(f"{opts.untrusted} review comments from untrusted authors (--include-untrusted keeps them)")
     if skipped:
@@ -65,7 +67,7 @@ def run(cmd: tuple[str, ...], source: str | None) -> None:
 
     Usage: redline ci run -- gcc -c main.c
     """
-    from ci_hook.run import run_passthrough
+    from redline.ci_hook.run import run_passthrough
 
     code, text = run_passthrough(cmd)
     try:
@@ -77,8 +79,8 @@ def run(cmd: tuple[str, ...], source: str | None) -> None:
 
 
 def _record_run_output(cmd: tuple[str, ...], text: str, source: str | None) -> None:
-    from ci_hook.generated import add_commit_hints
-    from ci_hook.run import parse_diagnostics, source_for
+    from redline.ci_hook.generated import add_commit_hints
+    from redline.ci_hook.run import parse_diagnostics, source_for
     from redline.cli.common import context
     from redline.ledger import record_feedback
 
@@ -109,8 +111,8 @@ def bundle(reports: tuple[Path, ...], output: Path | None, fmt: str | None, incl
     With REPORTS, they are parsed straight into the bundle; without, the whole queue is exported. On the
     developer's machine drop the bundle into the inbox (`redline ci watch`) or run `redline import BUNDLE`.
     """
-    from ci_hook.bundle import default_name, write_bundle
-    from ci_hook.ingest import IngestOptions, parse_report
+    from redline.ci_hook.bundle import default_name, write_bundle
+    from redline.ci_hook.ingest import IngestOptions, parse_report
     from redline.config import load_config
 
     config = load_config()
@@ -143,12 +145,14 @@ def watch(once: bool, print_path: bool) -> None:
     """Import feedback bundles dropped into this repo's inbox folder, as they arrive."""
     import time
 
-    from ci_hook.inbox import InboxResult, InboxWatcher, import_pending
+    from redline.ci_hook.inbox import InboxResult, InboxWatcher, import_pending
     from redline.config import load_config
 
     config = load_config()
     if print_path:
-        config.inbox_dir.mkdir(parents=True, exist_ok=True)
+        from redline.private import private_dir
+
+        private_dir(config.inbox_dir)
         click.echo(str(config.inbox_dir))
         return
 
@@ -168,8 +172,9 @@ def watch(once: bool, print_path: bool) -> None:
     click.echo(f"watching {config.inbox_dir} (Ctrl-C to stop)")
     watcher.start()
     try:
-        while True:
-            time.sleep(3600)
+        while watcher.alive:
+            time.sleep(1)
+        raise click.ClickException("the inbox watcher stopped unexpectedly — run `redline ci watch` again")
     except KeyboardInterrupt:
         pass
     finally:

@@ -92,7 +92,45 @@ def _checkers(_: Config) -> Check:
     return "checkers", True, f"py_compile, ruff={'yes' if ruff else 'not found'}", fix
 
 
-CHECKS: list[Callable[[Config], Check]] = [_python, _torch, _cuda, _model, _disk, _queue, _checkers]
+def _daemon(config: Config) -> Check:
+    """Is `redline daemon` installed as a service, alive, and looking after this repository?"""
+    from redline.trainer.daemon import registry, service
+    from redline.trainer.daemon.main import running_pid
+
+    try:
+        repos = registry.registered(config.home)
+    except RedlineError as exc:
+        return "daemon", False, exc.one_line(), ""
+    try:
+        kind = service.detect()
+        installed, service_ok = service.installed(service.plan(kind, config.home)), True
+    except RedlineError:
+        kind, installed, service_ok = "no service manager:", False, False
+    pid = running_pid(config.home)
+    mine = any(r.root == str(config.repo_root) for r in repos)
+    detail = (f"{kind} service {'installed' if installed else 'not installed'}, "
+              f"{'running (pid ' + str(pid) + ')' if pid else 'not running'}, "
+              f"this repo {'registered' if mine else 'not registered'}")
+    if installed and not pid:
+        return "daemon", False, detail, f"see {config.home / 'logs' / 'daemon.log'} and `redline daemon status`"
+    if not mine and (installed or pid):
+        return "daemon", False, detail, "run `redline init` here so the daemon trains this repo"
+    fix = "" if installed else ("redline daemon install" if service_ok else "start `redline daemon` at login")
+    return "daemon", True if installed or pid else None, detail, fix
+
+
+def _train_settings(config: Config) -> Check:
+    """`[tool.redline.train]`: a typo or a bad value is found now, not when the night's training starts."""
+    from redline.trainer.config import validate_train_settings
+
+    problems = validate_train_settings(dict(config.train))
+    if problems:
+        return "train settings", False, "; ".join(problems), "fix [tool.redline.train] (see docs/trainer.md)"
+    return "train settings", True, f"{len(config.train)} set, the rest default", ""
+
+
+CHECKS: list[Callable[[Config], Check]] = [_python, _torch, _cuda, _model, _train_settings, _disk, _queue, _checkers,
+                                           _daemon]
 
 
 @click.command()

@@ -24,7 +24,7 @@ def lsp(tcp: str | None, log_level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pygls").setLevel(max(logging.WARNING, logging.getLevelName(log_level.upper())))
 
-    from lsp_server.server import create_server
+    from redline.lsp_server.server import create_server
 
     server = create_server()
     if host is not None and port is not None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from redline.cli.common import console, context
 from redline.errors import NotFound
 from redline.queue import Store
-from redline.records import Generation
+from redline.records import Feedback, Generation, Range
+from redline.status import TrainingStatus, read_status
 
 
 @click.command()
@@ -23,8 +25,8 @@ def status(as_json: bool) -> None:
         "repo_id": config.repo_id,
         "queue": str(config.db_path),
         **counts,
-        "last_training": store.get_meta("last_training"),
-        "current_adapter": store.get_meta("current_adapter"),
+        "training": read_status(store).to_dict(),
+        "acceptance": store.acceptance(SUGGESTED),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -35,6 +37,10 @@ def status(as_json: bool) -> None:
         f"{counts['feedback']} feedback records, {counts['attributed']} attributed, "
         f"{counts['feedback'] - counts['attributed']} unattributed; {counts['spans']} tracked spans"
     )
+    awaiting = counts.get("awaiting_generation") or {}
+    if awaiting.get("feedback"):
+        console.print(f"{awaiting['feedback']} feedback records await the generation record of "
+                      f"{awaiting['generations']} ids a front-end gave (see `redline show ID`)")
     table = Table("kind", "source", "records", "attributed", title="feedback")
     for row in counts["by_kind_source"]:
         table.add_row(row["kind"], row["source"], str(row["count"]), str(row["attributed"]))
@@ -42,10 +48,41 @@ def status(as_json: bool) -> None:
     states = counts["states"]
     console.print(f"training queue: {states.get('new', 0)} new, {states.get('claimed', 0)} claimed, "
                   f"{states.get('trained', 0)} trained")
-    last = info["last_training"]
-    console.print(f"last training:  {_summary(last) if last else 'never — run `redline train`'}")
-    current = info["current_adapter"]
-    console.print(f"current adapter: {_summary(current) if current else 'none (base model)'}")
+    _print_training(read_status(store))
+    _print_acceptance(info["acceptance"])
+
+
+#: origins of completions a user was offered (served by `redline serve`/`proxy`, or captured from an editor plugin)
+SUGGESTED = ("server", "editor")
+
+
+def _print_acceptance(rows: list[dict[str, Any]]) -> None:
+    """Suggestions taken per adapter version: tracked in a file (linked or marked) or accepted in the editor."""
+    if not rows:
+        return
+    table = Table("adapter", "suggested", "accepted", "rate", title="completions accepted")
+    for row in rows:
+        rate = row["accepted"] / row["suggested"] if row["suggested"] else 0.0
+        table.add_row(row["adapter_version"] or "base model", str(row["suggested"]), str(row["accepted"]),
+                      f"{rate:.0%}")
+    console.print(table)
+
+
+def _print_training(training: TrainingStatus) -> None:
+    last, adapter, daemon = training.last, training.adapter, training.daemon
+    if last is None:
+        console.print("last training:   never — run `redline train`")
+    else:
+        what = last.result + (f" {last.version}" if last.version else "") + (f" ({last.reason})" if last.reason
+                                                                             else "")
+        console.print(f"last training:   {last.at}  {what}")
+    if adapter.version is None:
+        console.print("current adapter: none (base model)")
+    else:
+        console.print(f"current adapter: {adapter.version}" + (f"  {adapter.figures()}" if adapter.gate else ""))
+    if daemon is not None:
+        console.print(f"daemon:          {daemon.state}" + (f" ({daemon.detail})" if daemon.detail else "")
+                      + (f", next training {daemon.next_training}" if daemon.next_training else ""))
 
 
 @click.command()
@@ -53,14 +90,18 @@ def status(as_json: bool) -> None:
 def log(limit: int) -> None:
     """Recent generations, newest first, with their feedback counts."""
     _, store = context()
-    gens = list(store.generations())[-limit:][::-1]
-    table = Table("id", "created", "format", "origin", "where", "feedback", "first line of completion")
+    every = list(store.generations())
+    shown = short_ids([g.id for g in every])
+    gens = every[-limit:][::-1]
+    width = max((len(shown[g.id]) for g in gens), default=2)
+    table = Table(Column("id", no_wrap=True, min_width=width), "created", "format", "origin", "where", "feedback",
+                  "first line of completion")
     for g in gens:
         fbs = store.feedback_for(g.id)
         kinds = ", ".join(sorted({f.kind for f in fbs})) or "-"
         where = g.insertion.path if g.insertion else "-"
         first = (g.completion.strip().splitlines() or [""])[0][:50]
-        table.add_row(g.id[:12], g.created_at[:19], g.prompt_format, g.origin, where, f"{len(fbs)} {kinds}", first)
+        table.add_row(shown[g.id], g.created_at[:19], g.prompt_format, g.origin, where, f"{len(fbs)} {kinds}", first)
     console.print(table)
 
 
@@ -70,6 +111,10 @@ def log(limit: int) -> None:
 def show(generation_id: str, as_json: bool) -> None:
     """One generation (an id or a unique prefix): prompt, completion and all its feedback."""
     _, store = context()
+    awaiting = store.awaiting(generation_id)
+    if not store.find_generations(generation_id) and len(awaiting) == 1:
+        _show_awaiting(store, next(iter(awaiting)), as_json)
+        return
     gen = _find(store, generation_id)
     fbs = store.feedback_for(gen.id)
     if as_json:
@@ -78,7 +123,8 @@ def show(generation_id: str, as_json: bool) -> None:
     console.print(f"[bold]generation {gen.id}[/]  {gen.created_at}  {gen.prompt_format}  origin={gen.origin}  "
                   f"model={gen.model.id}  adapter={gen.adapter_version or '-'}  split={gen.split}")
     if gen.insertion:
-        console.print(f"inserted at {gen.insertion.path} {gen.insertion.range or ''}")
+        where = f":{lines(gen.insertion.range)}" if gen.insertion.range else ""
+        console.print(f"inserted at {gen.insertion.path}{where}")
     console.rule("prompt")
     p = gen.prompt
     for m in p.messages or []:
@@ -89,12 +135,52 @@ def show(generation_id: str, as_json: bool) -> None:
         console.print(p.text, markup=False)
     console.rule("completion")
     console.print(gen.completion, markup=False)
+    _print_feedback(fbs)
+
+
+def _show_awaiting(store: Store, generation_id: str, as_json: bool) -> None:
+    """Feedback kept for an id whose generation record has not arrived (a front-end's own id)."""
+    fbs = store.feedback_for(generation_id)
+    if as_json:
+        click.echo(json.dumps({"generation": None, "awaiting_generation": generation_id,
+                               "feedback": [f.to_dict() for f in fbs]}, indent=2))
+        return
+    console.print(f"[bold]generation {generation_id}[/]  awaiting its generation record: a front-end recorded code"
+                  " under this id but has not sent the generation (its feedback is kept and exported)")
+    _print_feedback(fbs)
+
+
+def _print_feedback(fbs: list[Feedback]) -> None:
     console.rule(f"feedback ({len(fbs)})")
     for f in fbs:
-        loc = f" {f.path}:{f.range.start_line + 1}" if f.path and f.range else ""
+        loc = f" {f.path}:{lines(f.range)}" if f.path and f.range else ""
         console.print(f"- {f.kind}/{f.source} [{f.severity}]{loc} {f.rule or ''} {f.message}", markup=False)
         if f.correction is not None:
             console.print(f"  corrected to:\n{f.correction}", markup=False)
+
+
+def lines(rng: Range) -> str:
+    """A range as people read line numbers: 1-based, inclusive (`12` or `12-15`)."""
+    first, last = rng.start_line + 1, rng.last_line + 1
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def short_ids(ids: list[str], at_least: int = 8) -> dict[str, str]:
+    """Each id's shortest prefix that no other id shares (UUIDv7s made in one second share ~9 characters), so
+    `redline log` shows ids one can tell apart and pass to `redline show` at any terminal width."""
+    ordered = sorted(ids)
+    out = {}
+    for i, gid in enumerate(ordered):
+        common = max((_common(gid, ordered[j]) for j in (i - 1, i + 1) if 0 <= j < len(ordered)), default=0)
+        out[gid] = gid[:max(at_least, common + 1)]
+    return out
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 @click.command()
@@ -113,9 +199,3 @@ def _find(store: Store, prefix: str) -> Generation:
     if len(gens) > 1 and gens[0].id != prefix:
         raise NotFound(f"id prefix {prefix!r} is ambiguous ({len(gens)} matches)", fix="type more characters")
     return gens[0]
-
-
-def _summary(value: object) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
-    return str(value)

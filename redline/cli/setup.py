@@ -34,6 +34,10 @@ def init(model: str | None, force: bool) -> None:
         console.print(f"[green]wrote[/] {target}")
     config = load_config()
     open_store(config).close()
+    from redline.trainer.daemon.registry import register
+
+    if register(config.home, config.repo_root, config.repo_id):
+        console.print(f"registered   for `redline daemon` ({config.home / 'daemon' / 'repos.json'})")
     console.print(f"repo id      {config.repo_id}")
     console.print(f"queue        {config.db_path}")
     console.print(f"adapters     {config.adapters_dir}")

@@ -6,14 +6,23 @@ from redline.config import Config
 from redline.queue.store import AddResult, Claim, SQLiteStore, Store
 
 
-def open_store(config: Config) -> Store:
-    """Open (creating and migrating if needed) the queue for `config`'s repo, scrubbing secrets on write."""
+def open_store(config: Config, *, busy_timeout_s: float | None = None) -> Store:
+    """Open (creating and migrating if needed) the queue for `config`'s repo, scrubbing secrets on write.
+
+    Redline's own state directories are made private (0700); `busy_timeout_s` bounds how long a write waits for
+    another process's lock (default 30 s) before `QueueBusy`."""
+    from redline.private import private_dir, tighten
+
     scrubber = None
     if config.scrub_secrets:
         from redline.scrub import scrub
 
         scrubber = scrub
-    return SQLiteStore(config.db_path, scrubber=scrubber)
+    if config.home in config.state_dir.parents:
+        private_dir(config.state_dir)
+        for d in (config.home / "repos", config.state_dir):  # not `home` itself: REDLINE_HOME may be shared
+            tighten(d)
+    return SQLiteStore(config.db_path, scrubber=scrubber, busy_timeout_s=busy_timeout_s)
 
 
 __all__ = ["AddResult", "Claim", "SQLiteStore", "Store", "open_store"]

@@ -69,14 +69,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE spans ADD COLUMN end_col INTEGER NOT NULL DEFAULT 0
         """,
     ),
+    (
+        # a chat history's assistant turns are matched to the generation that wrote them (redline serve/proxy);
+        # built-in functions only, so any sqlite3 client can still write the table
+        "003_completion_head",
+        """
+        CREATE INDEX generations_completion_head
+            ON generations(substr(trim(json_extract(body, '$.completion'), char(32, 9, 10, 13)), 1, 64))
+        """,
+    ),
 ]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring `conn` up to the newest schema; returns the number of migrations applied.
 
-    Runs under `BEGIN IMMEDIATE` so two processes opening a fresh database at once do not both migrate.
+    Runs under `BEGIN IMMEDIATE` so two processes opening a fresh database at once do not both migrate. A
+    database already at the newest version is only read, so opening it never waits on another writer.
     """
+    if conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+        return 0
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     applied = 0
     conn.execute("BEGIN IMMEDIATE")

@@ -57,7 +57,7 @@ def test_passing_code_gives_one_passing_case_and_empty_reports(tmp_path: Path) -
 
 
 def test_reports_are_parsed_by_redline_ci_ingest(tmp_path: Path) -> None:
-    from ci_hook.ingest import github, ruff_json
+    from redline.ci_hook.ingest import github, ruff_json
 
     repo = make_repos(1, 0)[0]
     task = next(t for t in repo.train_tasks if set(t.structure) & repo.changed)

@@ -27,7 +27,7 @@ def test_self_distillation_learns_new_tasks_without_forgetting(tmp_path: Path, w
     base_unchanged = pass_rate(model, None, repo, repo.unchanged_tasks)
     records = make_records(model, repo, 16, seed=0)
     assert any(f.kind != "accept" for _, fbs in records for f in fbs)  # there is feedback to learn from
-    args = argparse.Namespace(min_steps=40, lr=2e-3, batch_size=8, alpha=0.0, top_k=100, train=None)
+    args = argparse.Namespace(train=None)  # the trainer's defaults
     cell = run_cell(model, repo, 0, 16, "self-distill", records, tmp_path, args)
     # measured: base 0 % → 70-80 % on new tasks; a trainer whose teacher ignored the feedback (or whose loss did
     # not reach the adapter) stays at the base model's rate

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ci_hook.ingest import ingest_files, parser_for
-from ci_hook.ingest.common import IngestOptions
+from redline.ci_hook.ingest import ingest_files, parser_for
+from redline.ci_hook.ingest.common import IngestOptions
 from redline.errors import RedlineError
 
 SAMPLES = Path(__file__).parent / "samples"

@@ -11,9 +11,9 @@ import sys
 import threading
 from pathlib import Path
 
-from ci_hook.bundle import SUFFIX, write_bundle
-from ci_hook.inbox import InboxResult, InboxWatcher, import_pending
-from ci_hook.ingest import ingest_files, parse_report
+from redline.ci_hook.bundle import SUFFIX, write_bundle
+from redline.ci_hook.inbox import InboxResult, InboxWatcher, import_pending
+from redline.ci_hook.ingest import ingest_files, parse_report
 from redline.config import Config, load_config
 from redline.ledger import record_generation
 from redline.queue import open_store

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_hook.generated import BlameHints, agent_of_commit
-from ci_hook.ingest import ingest_files
+from redline.ci_hook.generated import BlameHints, agent_of_commit
+from redline.ci_hook.ingest import ingest_files
 
 CLAUDE = "Add safe_eval\n\nCo-Authored-By: Claude <noreply@anthropic.com>\n"
 

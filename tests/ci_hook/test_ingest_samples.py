@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_hook.ingest import IngestOptions, detect, ingest_files, parse_report
+from redline.ci_hook.ingest import IngestOptions, detect, ingest_files, parse_report
 from redline.records import Range
 
 SAMPLES = Path(__file__).parent / "samples"

@@ -204,7 +204,7 @@ def test_plugin_module_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, ci_hook.pytest_plugin; heavy = {'torch', 'redline.queue', 'sqlite3', 'rich'}"
+    code = ("import sys, redline.ci_hook.pytest_plugin; heavy = {'torch', 'redline.queue', 'sqlite3', 'rich'}"
             " & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -216,7 +216,7 @@ def test_writes_in_process_when_the_sidecar_is_unavailable(project: pytest.Pytes
                                                            monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
     import sys
 
-    import ci_hook.pytest_plugin as plugin
+    import redline.ci_hook.pytest_plugin as plugin
 
     argv = [sys.executable if part == "{python}" else part for part in command]
     monkeypatch.setattr(plugin, "sidecar_command", lambda rootpath, blame_files: argv)
@@ -230,7 +230,7 @@ def test_a_green_run_starts_no_writer(pytester: pytest.Pytester, monkeypatch: py
                                       tmp_path: Path) -> None:
     import sys
 
-    import ci_hook.pytest_plugin as plugin
+    import redline.ci_hook.pytest_plugin as plugin
 
     marker = tmp_path / "writer-started"
     argv = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_hook.run import parse_diagnostics, source_for
+from redline.ci_hook.run import parse_diagnostics, source_for
 from redline.config import load_config
 from redline.queue import open_store
 from redline.records import Range

@@ -13,7 +13,7 @@ from redline.queue import open_store
 
 
 def _sidecar(root: Path, stdin: bytes, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "ci_hook.sidecar", str(root), "0"], input=stdin,
+    return subprocess.run([sys.executable, "-m", "redline.ci_hook.sidecar", str(root), "0"], input=stdin,
                           capture_output=True, env=env or dict(os.environ), check=False, timeout=120)
 
 
@@ -26,7 +26,7 @@ def test_streamed_failures_are_queued_and_summarised(repo: Path, generation_at) 
     gen = generation_at("pkg/calc.py", 3, 7)
     done = _sidecar(repo, _failure("t::a", str(repo / "pkg/calc.py"), 7) + _failure("t::b", "tests/x.py", 1))
     assert done.returncode == 0 and done.stderr == b""
-    assert json.loads(done.stdout) == {"recorded": 2, "new": 2, "generations": 1, "unattributed": 1}
+    assert json.loads(done.stdout) == {"recorded": 2, "records": 2, "new": 2, "generations": 1, "unattributed": 1}
     store = open_store(load_config(repo))
     try:
         assert [f.rule for f in store.feedback_for(gen.id)] == ["t::a"]

@@ -66,7 +66,7 @@ def test_doctor_reports_each_check(repo: Path) -> None:
 def test_harvesting_side_imports_without_torch() -> None:
     code = (
         "import sys, redline.cli, redline.queue, redline.ledger, redline.transfer, redline.scrub, "
-        "redline.attribution, ci_hook.pytest_plugin, lsp_server; "
+        "redline.attribution, redline.ci_hook.pytest_plugin, redline.lsp_server; "
         "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -77,8 +77,11 @@ def test_claim_ack_release(store: SQLiteStore) -> None:
     assert store.release(second.token) == 1
     assert store.ack(first.token) == 2
     assert store.counts()["states"] == {"trained": 2, "new": 1}
-    # a claim whose owner died is taken over once stale
-    stuck = store.claim("dead")
+    # a live owner's claim is never taken over; one whose owner cannot be checked is, once stale
+    stuck = store.claim("mine")
+    assert store.claim("other", stale_after_s=0).generation_ids == []
+    store._conn().execute("UPDATE feedback SET claim_token = 'old-format:token' WHERE claim_token = ?",
+                          (stuck.token,))
     time.sleep(0.01)  # claim times have millisecond resolution
     assert store.claim("alive", stale_after_s=0).generation_ids == stuck.generation_ids
 
@@ -121,7 +124,7 @@ def test_locked_queue_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     s = SQLiteStore(path)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    with pytest.raises(QueueError, match="locked by another process"):
+    with pytest.raises(QueueError, match="another process holds a write lock"):
         s.add([make_generation()])
     blocker.execute("ROLLBACK")
     assert s.add([make_generation()]).generations == 1

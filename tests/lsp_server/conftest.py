@@ -3,6 +3,8 @@ capability set, and helpers that keep the client's copy of a document in step wi
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,3 +54,41 @@ async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest, rep
     )
     yield
     await lsp_client.shutdown_session()
+
+
+#: the document around a completion asked of `redline serve` (fill-in-the-middle)
+PREFIX = "import sys\n\n\ndef main():\n    "
+SUFFIX = "\n"
+
+
+def serve_available() -> bool:
+    done = subprocess.run([sys.executable, "-m", "redline", "serve", "--help"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+@pytest.fixture
+def served(repo: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(generation id, completion) from one FIM request to a `redline serve` running for `repo`."""
+    if not serve_available():
+        pytest.skip("`redline serve` is not available in this checkout")
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("torch")
+    from tests.trainer.conftest import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    proc = subprocess.Popen([sys.executable, "-m", "redline", "serve", "--model", str(model), "--port", "0"],
+                            cwd=repo, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while not line.startswith("redline serve: "):
+            line = proc.stderr.readline().decode()
+            assert line or proc.poll() is None, "redline serve exited before it was ready"
+        url = line.split()[2]
+        answer = httpx.post(f"{url}/v1/completions", headers={"x-redline-path": "app.py"}, timeout=120,
+                            json={"prompt": PREFIX, "suffix": SUFFIX, "max_tokens": 40, "temperature": 0}).json()
+        yield answer["id"], answer["choices"][0]["text"]
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -16,6 +16,6 @@ def test_bad_tcp_address_is_a_usage_error() -> None:
 
 
 def test_server_imports_without_torch() -> None:
-    code = "import sys, lsp_server.server, redline.cli.lsp; print('torch' in sys.modules)"
+    code = "import sys, redline.lsp_server.server, redline.cli.lsp; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

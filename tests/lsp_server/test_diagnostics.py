@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from lsp_server.diagnostics import (
+from redline.lsp_server.diagnostics import (
     Finding,
     diagnostic_feedback,
     findings_from_lsp,
@@ -14,7 +14,7 @@ from lsp_server.diagnostics import (
     parse_ruff_json,
     run_checkers,
 )
-from lsp_server.spans import TrackedSpan
+from redline.lsp_server.spans import TrackedSpan
 
 
 def test_generic_lines_for_this_file_only() -> None:
@@ -66,16 +66,3 @@ def test_a_checker_that_hangs_is_killed(tmp_path: Path) -> None:
     path.write_text("x\n", encoding="utf-8")
     hang = [sys.executable, "-c", "import time; time.sleep(30)"]
     assert run_checkers(path, "sh", cwd=tmp_path, builtin=True, timeout=0.5, configured={"sh": [hang]}) == []
-
-
-def test_adapter_from_the_registry_pointer_with_gate_rows(tmp_path: Path) -> None:
-    from lsp_server.status import current_adapter, gate_figures
-
-    (tmp_path / "versions" / "v0003").mkdir(parents=True)
-    (tmp_path / "current").write_text(json.dumps({"current": "v0003", "history": []}), encoding="utf-8")
-    gate = {"rows": [{"metric": "heldout KL", "before": 0.41, "after": 0.33, "ok": True}], "passed": True}
-    (tmp_path / "versions" / "v0003" / "redline.json").write_text(json.dumps({"gate": gate}), encoding="utf-8")
-    version, found = current_adapter(None, tmp_path)
-    assert version == "v0003" and gate_figures(found) == "heldout KL 0.41 → 0.33"
-    assert current_adapter("v9", tmp_path / "nowhere") == ("v9", None)
-    assert current_adapter(None, tmp_path / "nowhere") == (None, None)

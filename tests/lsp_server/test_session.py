@@ -14,6 +14,7 @@ from redline.config import load_config
 from redline.ledger import record_generation
 from redline.queue import Store
 from redline.records import Generation, Message, ModelRef, Prompt
+from redline.status import AdapterStatus, GateFigure, write_adapter
 from tests.lsp_server.lsp_helpers import Buffer, command, rng
 
 HUMAN = "# café ✓ human code\nimport sys\n\nprint(sys.argv)\n"
@@ -186,7 +187,7 @@ async def test_deleting_a_generated_span_is_recorded_as_reject(
 async def test_status_and_adapter_promotion(client: LanguageClient, repo: Path, store: Store) -> None:
     status = await command(client, "redline.status")
     assert status["adapter"] is None and "queued" in status
-    store.set_meta("current_adapter", {"version": "v2", "gate": {"pass@1": "0.61 → 0.68", "regressions": 0}})
+    write_adapter(store, AdapterStatus("v2", None, True, (GateFigure("pass@1", 0.61, 0.68, True),)))
     status = await command(client, "redline.status")
     assert status["adapter"] == "v2"
     # window/showMessage is sent before the command's answer, so it has arrived by now

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.settings import Settings, settings_from_options
-from lsp_server.spans import (
+from redline.lsp_server.settings import Settings, settings_from_options
+from redline.lsp_server.spans import (
     TrackedSpan,
     apply_change,
     edit_feedback,
@@ -144,7 +144,7 @@ def test_line_buffer_matches_pygls_document_on_random_edits() -> None:
     from lsprotocol import types
     from pygls.workspace import TextDocument
 
-    from lsp_server.documents import LineBuffer
+    from redline.lsp_server.documents import LineBuffer
 
     rnd = random.Random(3)
     text = "".join(f"line {i} é😋\n" for i in range(30))
@@ -173,7 +173,7 @@ def test_span_index_agrees_with_the_reference_on_random_edits() -> None:
     import copy
     import random
 
-    from lsp_server.spans import SpanIndex
+    from redline.lsp_server.spans import SpanIndex
 
     rnd = random.Random(11)
     spans = [TrackedSpan(f"g{i}", (i * 7 + rnd.randrange(3), rnd.randrange(4)), (i * 7 + 3, rnd.randrange(4)), "t", 0.0)

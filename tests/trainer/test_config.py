@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from redline.errors import ConfigError
-from trainer.config import TrainConfig
+from redline.trainer.config import TrainConfig
 
 
 @pytest.mark.parametrize(("field", "value"), [("method", "rl"), ("alpha", 1.5), ("top_k", -1), ("batch_size", 0),
@@ -36,7 +36,7 @@ def test_round_trip_and_unknown_keys(tmp_path) -> None:
 def test_max_length_is_capped_at_the_models_window() -> None:
     from types import SimpleNamespace
 
-    from trainer.model import fit_to_model
+    from redline.trainer.model import fit_to_model
 
     def model(window: int) -> SimpleNamespace:
         return SimpleNamespace(config=SimpleNamespace(max_position_embeddings=window))
@@ -49,11 +49,61 @@ def test_max_length_is_capped_at_the_models_window() -> None:
 def test_unset_lr_is_chosen_by_width() -> None:
     from types import SimpleNamespace
 
-    from trainer.model import fit_to_model, lr_for_width
+    from redline.trainer.model import fit_to_model, lr_for_width
 
     assert lr_for_width(4096) == 1e-4 and lr_for_width(8192) == 5e-5 and lr_for_width(None) == 1e-4
-    assert lr_for_width(128) == 3.2e-3 and lr_for_width(16) == 5e-3  # capped
+    assert lr_for_width(1024) == 4e-4 and lr_for_width(128) == 2e-3 and lr_for_width(16) == 2e-3  # capped
     wide = SimpleNamespace(config=SimpleNamespace(hidden_size=2048))
     assert fit_to_model(TrainConfig(), wide).lr == 2e-4
     assert fit_to_model(TrainConfig(lr=1e-3), wide).lr == 1e-3  # a set lr is kept
     assert fit_to_model(TrainConfig(), SimpleNamespace(config=SimpleNamespace(n_embd=768))).lr > 1e-4
+
+
+def test_each_bad_setting_gets_its_own_error_naming_it_and_the_expectation() -> None:
+    """#10: the validation is a table, one error per setting (it once named three settings in one message)."""
+    for field, value, expected in [("weight_decay", -1, "a number ≥ 0"), ("max_grad_norm", 0, "a positive number"),
+                                   ("is_clip", 0.5, "a number ≥ 1"), ("max_memory", "lots", "22GiB"),
+                                   ("quantize", "2bit", "4bit"), ("micro_batch", 0, "positive integer")]:
+        with pytest.raises(ConfigError) as err:
+            TrainConfig(**{field: value})
+        text = str(err.value)
+        assert f"`{field}`" in text and expected in text
+        others = {"weight_decay", "max_grad_norm", "is_clip"} - {field}
+        assert not any(f"`{o}`" in text for o in others)
+
+
+def test_validate_train_settings_lists_every_problem_for_doctor() -> None:
+    from redline.trainer.config import validate_train_settings
+
+    assert validate_train_settings({}) == []
+    assert validate_train_settings({"lr": 1e-4, "max_memory": "22GiB", "quantize": "4bit"}) == []
+    problems = validate_train_settings({"lr": 0, "batch_sise": 8, "grad_accum": 2, "alpha": 3})
+    assert len(problems) == 4
+    assert any("`batch_sise`" in p and "did you mean `batch_size`" in p for p in problems)
+    assert any("`grad_accum` was removed" in p for p in problems)
+    assert any("`lr` = 0" in p for p in problems) and any("`alpha` = 3" in p for p in problems)
+    assert validate_train_settings({"hindsight": "template"}) == [
+        "trainer setting `template` = None is invalid: expected a format string when hindsight='template' "
+        "— see docs/trainer.md"]
+
+
+def test_doctor_reports_a_typo_in_the_train_table(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "redline.toml").write_text("[train]\nlearning_rate = 1e-4\n")
+    proc = subprocess.run([sys.executable, "-m", "redline", "doctor"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "train settings" in proc.stdout and "learning_rate" in proc.stdout
+
+
+def test_steps_follow_the_data() -> None:
+    from redline.trainer.batching import MAX_AUTO_STEPS, planned_steps
+
+    steps = lambda n, **kw: planned_steps(n, **{"batch_size": 8, "epochs": None, "max_steps": None, **kw})  # noqa: E731
+    assert steps(16) == 40 and steps(64) == 40  # the floor: 40 steps (20 / 5 epochs)
+    assert steps(256) == 96  # 3 epochs
+    assert steps(100_000) == MAX_AUTO_STEPS  # the ceiling
+    assert steps(16, epochs=1) == 2 and steps(16, max_steps=7) == 7  # what the user set wins

@@ -4,8 +4,8 @@ import pytest
 from conftest import chat_generation, failing, fim_generation, raw_generation
 
 from redline.records import Feedback
-from trainer.config import TrainConfig
-from trainer.contexts import (
+from redline.trainer.config import TrainConfig
+from redline.trainer.contexts import (
     REPROMPT_FEEDBACK,
     REPROMPT_SOLVE,
     build_pair,
@@ -15,7 +15,7 @@ from trainer.contexts import (
     render_teacher,
     student_prompt_ids,
 )
-from trainer.model import tokenizer_fingerprint
+from redline.trainer.model import tokenizer_fingerprint
 
 CASES = {
     "chat": (chat_generation, TrainConfig(hindsight="chat")),
@@ -96,8 +96,8 @@ def test_no_feedback_trains_nothing_unless_anchor(tiny_tokenizer) -> None:
 
 
 def test_baseline_samples_no_longer_than_the_recorded_attempt_was_allowed() -> None:
-    from trainer.baselines import _budget
-    from trainer.data import TrainingExample
+    from redline.trainer.baselines import _budget
+    from redline.trainer.data import TrainingExample
 
     g = raw_generation()
     g.sampling = {"max_new_tokens": 40}

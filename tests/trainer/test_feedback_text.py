@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from redline.records import Feedback, Range
-from trainer.feedback_text import aggregate, correction_of, is_passed
+from redline.trainer.feedback_text import aggregate, correction_of, is_passed
 
 
 def fb(**kw) -> Feedback:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.losses import (
+from redline.trainer.losses import (
     divergence,
     importance_weights,
     masked_mean,

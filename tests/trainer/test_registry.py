@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from redline.errors import NotFound
-from trainer.registry import AdapterRegistry
+from redline.trainer.registry import AdapterRegistry
 
 
 def fake_adapter(path: Path, records: int = 2) -> Path:

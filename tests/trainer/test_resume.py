@@ -14,10 +14,10 @@ import torch
 from conftest import failing, raw_generation
 from safetensors.torch import load_file
 
-from trainer.api import TrainConfig, TrainingExample, train_adapter
+from redline.trainer.api import TrainConfig, TrainingExample, train
 
 HERE = Path(__file__).parent
-CONFIG = {"max_steps": 8, "checkpoint_every": 2, "batch_size": 2, "grad_accum": 2, "lr": 1e-2, "seed": 7}
+CONFIG = {"max_steps": 8, "checkpoint_every": 2, "batch_size": 4, "micro_batch": 2, "lr": 1e-2, "seed": 7}
 
 SCRIPT = textwrap.dedent("""
     import sys, time
@@ -26,13 +26,13 @@ SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     sys.path.insert(0, sys.argv[3])
     from test_resume import CONFIG, make_examples
-    from trainer.api import TrainConfig, train_adapter
+    from redline.trainer.api import TrainConfig, train
 
     def slow_after_first_checkpoint(step, stats):
         if step >= 2:
             time.sleep(30)  # the parent kills us while we sit here
 
-    train_adapter(sys.argv[1], make_examples(), Path(sys.argv[2]), TrainConfig(**CONFIG), progress=False,
+    train(sys.argv[1], make_examples(), Path(sys.argv[2]), TrainConfig(**CONFIG), progress=False,
                   on_step=slow_after_first_checkpoint)
 """)
 
@@ -61,10 +61,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_adapter(tiny_model: Path, t
     assert not (killed / "adapter_model.safetensors").exists()
     assert pointer.read_text().strip() == "step-000002"
 
-    resumed = train_adapter(tiny_model, make_examples(), killed, TrainConfig(**CONFIG), progress=False)
+    resumed = train(tiny_model, make_examples(), killed, TrainConfig(**CONFIG), progress=False)
     assert resumed.resumed_from_step == 2 and resumed.metrics["steps_this_run"] == 6
     straight = tmp_path / "straight"
-    train_adapter(tiny_model, make_examples(), straight, TrainConfig(**CONFIG), progress=False)
+    train(tiny_model, make_examples(), straight, TrainConfig(**CONFIG), progress=False)
 
     a = load_file(str(killed / "adapter_model.safetensors"))
     b = load_file(str(straight / "adapter_model.safetensors"))

@@ -9,11 +9,11 @@ from conftest import chat_generation, failing, fim_generation, raw_generation
 from safetensors.torch import load_file
 
 from redline.records import Feedback
-from trainer.api import TrainConfig, TrainingExample, generate, load_for_inference, train_adapter
-from trainer.contexts import build_pair
-from trainer.errors import TrainError
-from trainer.loop import _off_policy_weights, distill_loss
-from trainer.model import attach_lora, load_base, lora_targets
+from redline.trainer.api import TrainConfig, TrainingExample, generate, load_for_inference, train
+from redline.trainer.contexts import build_pair
+from redline.trainer.errors import TrainError
+from redline.trainer.loop import _off_policy_weights, distill_loss
+from redline.trainer.model import attach_lora, load_base, lora_targets
 
 
 def examples(n: int = 8) -> list[TrainingExample]:
@@ -60,12 +60,11 @@ def test_off_policy_records_get_clipped_importance_weights(tiny_tokenizer) -> No
     pair = build_pair(tiny_tokenizer, 0, g, failing(g), cfg)
     n = len(pair.completion_ids)
     pair.old_logprobs = [-50.0] * n  # the old policy found these very unlikely → ratio huge → clipped at 2
-    s_flat = torch.zeros(n, 30)
-    ids = torch.tensor(pair.completion_ids).clamp(max=29)
+    logp = torch.full((n,), -30.0)  # the student's log-probs of the n completion tokens (uniform over 30 ids: -3.4)
     mask = torch.ones(1, n, dtype=torch.bool)
-    w = _off_policy_weights([pair], s_flat, ids, mask, cfg, parent_version=None)
+    w = _off_policy_weights([pair], logp, mask, cfg, parent_version=None)
     assert torch.allclose(w, torch.full((n,), 2.0))
-    assert _off_policy_weights([pair], s_flat, ids, mask, cfg, parent_version="v0001") is None
+    assert _off_policy_weights([pair], logp, mask, cfg, parent_version="v0001") is None
 
 
 def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp_path: Path) -> None:
@@ -75,7 +74,7 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
     exs = [*examples(6), TrainingExample(chat_generation(), failing(chat_generation())),
            TrainingExample(fim_generation(), failing(fim_generation()))]
     out = tmp_path / "adapter"
-    result = train_adapter(tiny_model, exs, out, TrainConfig(max_steps=12, lr=5e-3, batch_size=4), progress=False)
+    result = train(tiny_model, exs, out, TrainConfig(max_steps=12, lr=5e-3, batch_size=4), progress=False)
     assert result.steps == 12 and result.pairs == 8 and result.tokens > 0
     assert result.metrics["loss_last"] < result.metrics["loss_first"]
     assert {"adapter_config.json", "adapter_model.safetensors", "redline.json", "train_config.json"} <= {
@@ -105,7 +104,7 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
 def test_records_without_feedback_are_refused(tiny_model: Path, tmp_path: Path) -> None:
     g = raw_generation()
     with pytest.raises(TrainError, match="anything to train"):
-        train_adapter(tiny_model, [TrainingExample(g, [])], tmp_path / "a", TrainConfig(max_steps=1),
+        train(tiny_model, [TrainingExample(g, [])], tmp_path / "a", TrainConfig(max_steps=1),
                       progress=False)
 
 
@@ -114,23 +113,23 @@ def test_baselines(tiny_model: Path, tmp_path: Path) -> None:
     g = exs[0].generation
     exs[0].feedback.append(Feedback(kind="edit", source="human", correction="    return a * b\n",
                                     generation_id=g.id))
-    r = train_adapter(tiny_model, exs, tmp_path / "edit", TrainConfig(method="sft-edit", max_steps=2),
+    r = train(tiny_model, exs, tmp_path / "edit", TrainConfig(method="sft-edit", max_steps=2),
                       progress=False)
     assert r.pairs == 1 and (tmp_path / "edit" / "adapter_model.safetensors").exists()
     cfg = TrainConfig(method="sft-revision", max_steps=2, revision_max_new_tokens=6)
-    assert train_adapter(tiny_model, exs[:2], tmp_path / "rev", cfg, progress=False).pairs == 2
+    assert train(tiny_model, exs[:2], tmp_path / "rev", cfg, progress=False).pairs == 2
     with pytest.raises(TrainError, match="checker"):
-        train_adapter(tiny_model, exs, tmp_path / "s", TrainConfig(method="scalar"), progress=False)
+        train(tiny_model, exs, tmp_path / "s", TrainConfig(method="scalar"), progress=False)
     cfg = TrainConfig(method="scalar", max_steps=2, scalar_k=2, revision_max_new_tokens=6)
     seen = []
-    r = train_adapter(tiny_model, exs[:2], tmp_path / "scalar", cfg, progress=False,
+    r = train(tiny_model, exs[:2], tmp_path / "scalar", cfg, progress=False,
                       checker=lambda ex, text: seen.append(text) or len(seen) % 2 == 0)
     assert len(seen) == 4 and r.pairs == 2
 
 
 def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
-    from trainer import loop
+    from redline.trainer import loop
 
     calls = []
     real = loop.on_policy
@@ -142,12 +141,12 @@ def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, mon
 
     monkeypatch.setattr(loop, "on_policy", spy)
     cfg = TrainConfig(max_steps=3, batch_size=4, on_policy_ratio=1.0, lr=1e-3)
-    train_adapter(tiny_model, examples(4), tmp_path / "op", cfg, progress=False)
+    train(tiny_model, examples(4), tmp_path / "op", cfg, progress=False)
     assert calls == [4, 4, 4]
 
 
 def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) -> None:
-    from trainer.errors import ModelNotAvailable
+    from redline.trainer.errors import ModelNotAvailable
 
     with pytest.raises(ModelNotAvailable, match="hf download redline-test/not-a-model"):
         load_base("redline-test/not-a-model")
@@ -157,10 +156,10 @@ def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) 
 
 
 def test_ema_teacher_trains_saves_only_the_student_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
-    from trainer.loop import EmaTeacher
+    from redline.trainer.loop import EmaTeacher
 
     cfg = TrainConfig(teacher="ema", ema_rate=0.5, max_steps=4, checkpoint_every=2, lr=1e-2, batch_size=4)
-    straight = train_adapter(tiny_model, examples(4), tmp_path / "a", cfg, progress=False)
+    straight = train(tiny_model, examples(4), tmp_path / "a", cfg, progress=False)
     assert straight.steps == 4 and not (tmp_path / "a" / "ema").exists()
 
     class Stop(Exception):
@@ -171,8 +170,8 @@ def test_ema_teacher_trains_saves_only_the_student_and_resumes(tiny_model: Path,
             raise Stop
 
     with pytest.raises(Stop):
-        train_adapter(tiny_model, examples(4), tmp_path / "b", cfg, progress=False, on_step=stop_after_checkpoint)
-    resumed = train_adapter(tiny_model, examples(4), tmp_path / "b", cfg, progress=False)
+        train(tiny_model, examples(4), tmp_path / "b", cfg, progress=False, on_step=stop_after_checkpoint)
+    resumed = train(tiny_model, examples(4), tmp_path / "b", cfg, progress=False)
     assert resumed.resumed_from_step == 2
     a = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))

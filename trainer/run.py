@@ -1,0 +1,158 @@
+"""One training run for one repository: claim → examples → train → gate → register → promote → publish.
+
+`redline train`, the daemon's child process and the demo all call `run_training`; it returns a typed `RunReport`
+and writes the repository's training status (`redline.status`), so every caller and every reader sees the same
+outcome. The claim is released on any exception, on Ctrl-C and on SIGTERM, so a killed run loses nothing queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redline.config import Config
+from redline.errors import ConfigError, RedlineError
+from redline.queue import Store
+from redline.records import utc_now
+from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
+from redline.trainer.config import TrainConfig
+from redline.trainer.data import examples_from_store
+from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
+from redline.trainer.loop import StepCallback, train
+from redline.trainer.registry import AdapterRegistry
+
+#: the owner name the queue records on a claim
+CLAIM_OWNER = "redline-train"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one run did. `version` is None when there was nothing to train on."""
+
+    version: str | None
+    promoted: bool
+    #: why it was not promoted (the gate's reasons), or why nothing was trained; None when promoted
+    reason: str | None
+    gate: GateReport | None = None
+    #: generations claimed, training pairs built, held-out records the gate judged on
+    records: int = 0
+    pairs: int = 0
+    heldout: int = 0
+    #: the hindsight check: failed attempts' log-prob under the student and the teacher
+    hindsight: dict[str, float] = field(default_factory=dict)
+    #: seconds per phase: train, gate, total
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def model_for(config: Config, override: str | None = None) -> str:
+    """The base model a run uses: `override`, else the configured `model`."""
+    model = override or config.model
+    if not model:
+        raise ConfigError("no base model configured", fix="set `model` in [tool.redline] or pass --model")
+    return model
+
+
+def train_config_for(config: Config, **overrides: Any) -> TrainConfig:
+    """The repository's `[tool.redline.train]` table as a validated `TrainConfig` (None overrides are ignored)."""
+    return TrainConfig.from_dict(dict(config.train), **overrides)
+
+
+def human_code(repo_root: Path, tcfg: TrainConfig) -> list[str]:
+    """The gate's sample of the team's own code, chosen by the `gate_human_code` setting."""
+    return default_human_texts(repo_root, 16, tcfg.gate_human_code)
+
+
+def run_training(config: Config, store: Store, *, model: str, train_config: TrainConfig, progress: bool = True,
+                 device: str | None = None, on_step: StepCallback | None = None,
+                 claim_owner: str = CLAIM_OWNER) -> RunReport:
+    """Train on every unclaimed record with feedback, gate the adapter, register it, promote it if the gate passes.
+
+    A stable work directory per (records, settings, parent) keeps checkpoints, so a run killed mid-way resumes
+    where it stopped when started again on the same records. Any failure is recorded as the last training's
+    result before it is raised. `claim_owner` names the claim, so a supervisor can release it after a SIGKILL."""
+    started = time.perf_counter()
+    claim = store.claim(claim_owner)
+    try:
+        with _sigterm_raises():
+            examples = examples_from_store(store, split="train", ids=claim.generation_ids)
+            if not examples:
+                store.release(claim.token)
+                report = RunReport(None, False, "nothing new to train on (no unclaimed training records with "
+                                                "feedback)", timings={"total": time.perf_counter() - started})
+                write_last(store, LastTraining(utc_now(), "nothing", report.reason))
+                return report
+            registry = AdapterRegistry(config.adapters_dir)
+            parent = registry.current()
+            tcfg = train_config if train_config.checkpoint_every else TrainConfig.from_dict(
+                {**train_config.to_dict(), "checkpoint_every": 50})
+            key = hashlib.sha256(json.dumps([sorted(claim.generation_ids), tcfg.to_dict(), parent]).encode())
+            work = config.adapters_dir / "work" / key.hexdigest()[:16]
+            result = train(model, examples, work, tcfg, progress=progress, on_step=on_step, parent_version=parent,
+                           init_adapter=registry.current_path(), device=device)
+            trained = time.perf_counter()
+            heldout = examples_from_store(store, split="heldout")
+            gate = evaluate_gate(model, work, heldout, human_texts=human_code(config.repo_root, tcfg),
+                                 thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
+                                 baseline_adapter=registry.current_path(), device=device)
+            version = registry.add(work, {"gate": gate.to_dict(), "parent_version": parent})
+            store.ack(claim.token)
+    except BaseException as exc:
+        store.release(claim.token)
+        reason = exc.one_line() if isinstance(exc, RedlineError) else (
+            "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else f"{type(exc).__name__}: {exc}")
+        try:
+            write_last(store, LastTraining(utc_now(), "failed", reason))
+        except RedlineError:
+            pass  # a queue that cannot take the note (full disk) must not hide the original error
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    if gate.passed:
+        registry.promote(version)
+    why = None if gate.passed else "gate refused: " + "; ".join(gate.reasons)
+    write_last(store, LastTraining(utc_now(), "promoted" if gate.passed else "refused", why, version,
+                                   result.pairs))
+    publish_adapter(store, registry)
+    done = time.perf_counter()
+    return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), result.pairs, len(heldout),
+                     dict(result.metrics.get("hindsight") or {}),
+                     {"train": trained - started, "gate": done - trained, "total": done - started})
+
+
+def publish_adapter(store: Store, registry: AdapterRegistry) -> AdapterStatus:
+    """Record the adapter being served (and its gate figures) in the training status that everyone reads."""
+    current = registry.current()
+    if current is None:
+        status = AdapterStatus()
+    else:
+        gate = registry.meta(current).get("gate") or {}
+        figures = tuple(GateFigure(str(r["metric"]), float(r["before"]), float(r["after"]), bool(r["ok"]))
+                        for r in gate.get("rows") or ())
+        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures)
+    write_adapter(store, status)
+    return status
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt for the run, so `kill` releases the claim like Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,310 @@
+"""The HTTP side of `redline serve` (Starlette): endpoints, streaming, the ledger, control endpoints.
+
+No torch here: the engine (trainer/serve/engine.py) is passed in. All model work runs on one worker thread
+(a one-thread executor, first come first served), so concurrent requests queue instead of sharing KV state.
+The ledger row is written on that thread right after the last token and before the closing chunk is sent, so
+a response's id always names a complete row. A client that disconnects mid-stream stops its generation and
+nothing is recorded: the row would describe text the client never received in full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from redline.config import Config
+from redline.errors import NotFound, RedlineError
+from redline.records import Generation, Insertion, ModelRef, new_id
+from redline.trainer.serve import shapes
+from redline.trainer.serve.recording import chat_feedback
+from redline.trainer.serve.shapes import BadRequest, GenRequest
+
+log = logging.getLogger("redline.serve")
+
+YIELDED = "yielded-to-training"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+class Unavailable(RedlineError):
+    """The model is not loaded (yielded to training, or loading): HTTP 503 with Retry-After."""
+
+
+class BodyTooLarge(BadRequest):
+    """HTTP 413."""
+
+
+@dataclass
+class Served:
+    """What the app needs from the engine (kept as a protocol-by-convention so this module stays torch-free)."""
+
+    engine: Any
+    config: Config
+    store: Any
+    max_body: int = DEFAULT_MAX_BODY
+    poll_s: float = 2.0
+    state: str = "serving"
+    reason: str = ""
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "redline-gen"))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+
+def build_app(served: Served, *, on_start: Callable[[], None] | None = None,
+              on_stop: Callable[[], None] | None = None) -> Starlette:
+    routes = [Route(path, _generation_route(served, ep), methods=["POST"]) for path, ep in shapes.ENDPOINTS.items()]
+    routes += [
+        Route("/v1/models", _bound(_models, served), methods=["GET"]),
+        Route("/api/tags", _bound(_tags, served), methods=["GET"]),
+        Route("/redline/health", _bound(_control, served, "health"), methods=["GET"]),
+        Route("/redline/reload", _bound(_control, served, "reload"), methods=["POST"]),
+        Route("/redline/yield", _bound(_control, served, "yield"), methods=["POST"]),
+        Route("/redline/resume", _bound(_control, served, "resume"), methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        poller = asyncio.create_task(_poll(served))
+        if on_start:
+            on_start()
+        try:
+            yield
+        finally:
+            poller.cancel()
+            if on_stop:
+                on_stop()
+            served.executor.shutdown(wait=False, cancel_futures=True)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        # the specific ones answer inside the app; `Exception` (a real 500) also reaches uvicorn's log
+        BadRequest: _error_response, RedlineError: _error_response, Exception: _error_response})
+
+
+def _bound(fn: Callable[..., Any], *args: Any) -> Callable[[Request], Any]:
+    """An async endpoint calling `fn(request, *args)` (Starlette runs plain callables on a thread pool)."""
+    async def endpoint(request: Request) -> Response:
+        return await fn(request, *args)
+
+    return endpoint
+
+
+# -- errors ------------------------------------------------------------------------------------------------------
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(shapes.error_body(message, status), status_code=status, headers=headers)
+
+
+def status_for(exc: BaseException) -> int:
+    if isinstance(exc, BodyTooLarge):
+        return 413
+    if isinstance(exc, BadRequest):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Unavailable):
+        return 503
+    return 500
+
+
+async def _error_response(request: Request, exc: Exception) -> Response:
+    status = status_for(exc)
+    if status == 500:
+        log.exception("request failed")
+    headers = {"X-Redline-State": YIELDED, "Retry-After": "30"} if status == 503 else None
+    text = exc.one_line() if isinstance(exc, RedlineError) else str(exc) or type(exc).__name__
+    return error(status, text, headers)
+
+
+async def read_body(request: Request, limit: int) -> dict[str, Any]:
+    return shapes.parse_body(await read_raw(request, limit))
+
+
+async def read_raw(request: Request, limit: int) -> bytes:
+    """The body's bytes, refusing more than `limit` before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is {declared} bytes, over the limit of {limit}: send less context")
+    chunks, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge(f"the body is over the limit of {limit} bytes: send less context")
+        chunks.append(part)
+    return b"".join(chunks)
+
+
+# -- generation --------------------------------------------------------------------------------------------------
+
+
+def _generation_route(served: Served, endpoint: shapes.Endpoint) -> Callable[[Request], Any]:
+    async def handle(request: Request) -> Response:
+        if served.state != "serving":
+            why = f"{served.state}: {served.reason}" if served.reason else served.state
+            raise Unavailable(f"the model is not loaded ({why})", fix="retry after training finishes")
+        req = shapes.parse_request(endpoint, await read_body(request, served.max_body))
+        if req.path is None and request.headers.get("x-redline-path"):
+            req.path = request.headers["x-redline-path"]
+        prep = await served.run(_prepare, served, req)
+        gid = new_id()
+        headers = {"X-Redline-Generation": gid}
+        if not req.stream:
+            out, name = await served.run(_generate, served, req, prep, gid, None, lambda: False)
+            return JSONResponse(shapes.response(req, gid, name, out.result), headers=headers)
+        return StreamingResponse(_stream(served, req, prep, gid), media_type=shapes.media_type(endpoint),
+                                 headers={**headers, "Cache-Control": "no-cache"})
+
+    return handle
+
+
+def _prepare(served: Served, req: GenRequest) -> Any:
+    engine = _engine(served)
+    engine.sync()
+    engine.resolve(req.model)  # unknown names fail here, before any byte is streamed
+    return engine.prepare(req)
+
+
+def _engine(served: Served) -> Any:
+    """Requests queued before a yield still run (the unload waits behind them); new ones were refused at entry."""
+    if not served.engine.loaded:
+        raise Unavailable(f"the model is not loaded ({served.state})", fix="retry after training finishes")
+    return served.engine
+
+
+def _generate(served: Served, req: GenRequest, prep: Any, gid: str, on_tokens: Callable[[str], None] | None,
+              cancelled: Callable[[], bool]) -> tuple[Any, str] | None:
+    """Runs on the worker: pick the adapter now (so a request finishes on the one it started with), generate,
+    then record the complete row."""
+    engine = _engine(served)
+    engine.sync()
+    version = engine.resolve(req.model)
+    name = f"{engine.repo_name}@{version or 'base'}"
+    out = engine.generate(prep, req, version, on_tokens=on_tokens, cancelled=cancelled)
+    if out is None:
+        return None
+    _record(served, req, prep, gid, version, out)
+    return out, name
+
+
+def _record(served: Served, req: GenRequest, prep: Any, gid: str, version: str | None, out: Any) -> None:
+    from redline.ledger import record_generation
+
+    engine = served.engine
+    meta: dict[str, Any] = {"endpoint": req.endpoint, "finish": out.result.finish,
+                            "add_special_tokens": prep.add_special_tokens, **req.meta}
+    if req.path:
+        meta["path"] = req.path
+    generation = Generation(
+        prompt_format=req.format, prompt=prep.prompt, completion=out.result.completion,
+        model=ModelRef(engine.model_path), id=gid, adapter_version=version,
+        tokenizer_fingerprint=engine.fingerprint, sampling=req.sampling(), token_ids=out.token_ids,
+        token_logprobs=out.token_logprobs, origin="server",
+        insertion=Insertion(path=req.path) if req.path else None, meta=meta)
+    record_generation(served.store, served.config, generation)
+    if req.format == "chat" and req.messages:
+        chat_feedback(served.store, served.config, req.messages)
+
+
+async def _stream(served: Served, req: GenRequest, prep: Any, gid: str) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    stop = False
+
+    def on_tokens(text: str) -> None:
+        loop.call_soon_threadsafe(pieces.put_nowait, text)
+
+    job = loop.run_in_executor(served.executor, _generate, served, req, prep, gid, on_tokens, lambda: stop)
+    job.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, None))
+    name = req.model or served.engine.repo_name
+    first = True
+    try:
+        while True:
+            text = await pieces.get()
+            if text is None:
+                break
+            yield shapes.chunk(req, gid, name, text, first=first)
+            first = False
+        done = job.result()
+        if done is not None:
+            out, _ = done
+            yield shapes.final_chunk(req, gid, name, out.result)
+    except Exception as exc:  # headers are gone: end the stream with one error line
+        log.exception("stream failed")
+        yield (json.dumps(shapes.error_body(str(exc), 500)) + "\n") if req.endpoint.startswith("ollama") else \
+            f"data: {json.dumps(shapes.error_body(str(exc), 500))}\n\n"
+    finally:
+        stop = True  # the client went away (or we are done): the worker stops at the next token
+
+
+# -- models, health and control ----------------------------------------------------------------------------------
+
+
+async def _models(request: Request, served: Served) -> Response:
+    now = int(time.time())
+    root = served.engine.model_path  # the base model, as vLLM reports it for its LoRA models
+    return JSONResponse({"object": "list", "data": [{"id": n, "object": "model", "created": now,
+                                                     "owned_by": "redline", "root": root}
+                                                    for n in _names(served)]})
+
+
+async def _tags(request: Request, served: Served) -> Response:
+    return JSONResponse({"models": [{"name": n, "model": n, "root": served.engine.model_path}
+                                    for n in _names(served)]})
+
+
+def _names(served: Served) -> list[str]:
+    return served.engine.model_names()
+
+
+async def _control(request: Request, served: Served, action: str) -> Response:
+    host = request.client.host if request.client else ""
+    if host not in LOOPBACK:
+        return error(403, "control endpoints answer loopback clients only")
+    if action == "reload" and served.state == "serving":
+        await served.run(lambda: served.engine.sync(force=True))
+    elif action == "yield" and served.state == "serving":
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = {}
+        served.state, served.reason = YIELDED, str(body.get("reason", "")) if isinstance(body, dict) else ""
+        await served.run(served.engine.unload)
+    elif action == "resume" and served.state == YIELDED:
+        served.state = "loading"
+        try:
+            await served.run(served.engine.load)
+        except Exception:
+            served.state = YIELDED
+            raise
+        served.state, served.reason = "serving", ""
+    return JSONResponse(_health(served))
+
+
+def _health(served: Served) -> dict[str, Any]:
+    engine = served.engine
+    return {"model": engine.model_path, "adapter": engine.current, "state": served.state,
+            "reason": served.reason or None}
+
+
+async def _poll(served: Served) -> None:
+    """Pick up a promotion or rollback while idle too (requests also check the pointer before they start)."""
+    while True:
+        await asyncio.sleep(served.poll_s)
+        if served.state == "serving":
+            try:
+                await served.run(served.engine.sync)
+            except Exception:
+                log.exception("could not load the promoted adapter; still serving %s", served.engine.current)

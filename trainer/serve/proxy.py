@@ -1,0 +1,282 @@
+"""`redline proxy`: the same endpoints in front of a model server the user already runs, recording each answer.
+
+Bodies go upstream unchanged; answers come back as they arrive, each event with its `id` set to Redline's
+generation id (`shapes.inject_id`; every other byte as the upstream sent it). The row is written when the
+upstream's closing event arrives and before it is passed on, so the id the client reads names a complete row;
+a stream that breaks off or turns to garbage is not recorded. The upstream's model must be the adapter's base
+model (same name, ignoring case, punctuation and quantisation suffixes), checked at start and per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from redline.config import Config
+from redline.errors import ConfigError, RedlineError
+from redline.ledger import record_generation
+from redline.records import Generation, Insertion, ModelRef, new_id
+from redline.trainer.serve import shapes
+from redline.trainer.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for
+from redline.trainer.serve.recording import chat_feedback
+from redline.trainer.serve.shapes import BadRequest, GenRequest
+
+log = logging.getLogger("redline.serve")
+TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=60.0)
+
+
+class UpstreamError(BadRequest):
+    """The upstream is down or answered something unreadable (HTTP 502)."""
+
+
+def model_key(name: str) -> str:
+    """`Qwen/Qwen2.5-Coder-1.5B`, `qwen2.5-coder:1.5b`, `/models/qwen2.5-coder-1.5b-q4_k_m.gguf` → comparable."""
+    leaf = PurePath(name.replace(":", "-")).name.lower()
+    leaf = re.sub(r"\.(gguf|bin|safetensors)$", "", leaf)
+    return re.sub(r"[^a-z0-9]", "", leaf)
+
+
+def same_model(upstream: str, base: str) -> bool:
+    u, b = model_key(upstream), model_key(base)
+    return bool(u and b) and (u.startswith(b) or b.startswith(u))
+
+
+@dataclass
+class Proxy:
+    config: Config
+    store: Any
+    upstream: str
+    upstream_models: dict[str, str]
+    base_model: str | None
+    max_body: int = DEFAULT_MAX_BODY
+    tokenizer: Any = None
+    #: the upstream is vLLM: OpenAI requests are routed to the promoted adapter, loaded under a versioned name
+    vllm: bool = False
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=TIMEOUT))
+    _loaded: set[str] = field(default_factory=set)
+
+    @property
+    def upstream_model(self) -> str | None:
+        return next(iter(self.upstream_models.values()), None)
+
+    @classmethod
+    def start(cls, config: Config, store: Any, upstream: str, *, max_body: int = DEFAULT_MAX_BODY) -> Proxy:
+        """Ask the upstream which model it serves and refuse one that is not the adapter's base model."""
+        upstream = upstream.rstrip("/")
+        models = upstream_models(upstream)
+        base = base_model(config)
+        if base is not None and not any(same_model(m, base) for m in models.values()):
+            raise ConfigError(f"the upstream serves {', '.join(models.values()) or 'no model'} but this repo's adapter "
+                              f"is for {base}", fix="point --upstream at a server running that base model")
+        return cls(config, store, upstream, models, base, max_body, _local_tokenizer(config), is_vllm(upstream))
+
+    def vllm_adapter(self) -> tuple[str, str] | None:
+        """(version, served name) of the promoted adapter, loaded into the vLLM upstream on first use.
+
+        Each version goes in under its own name (`<repo>@vNNNN`) and is never reloaded under a name vLLM already
+        serves: vLLM keys its prefix cache by adapter name, so new weights under an old name could be answered
+        from stale KV. A promotion or rollback is picked up at the next request."""
+        from redline.trainer.registry import AdapterRegistry
+        from redline.trainer.serve.export import served_name
+        from redline.trainer.serve.vllm import UpstreamError as LoadError
+        from redline.trainer.serve.vllm import vllm_load
+
+        registry = AdapterRegistry(self.config.adapters_dir)
+        version = registry.current()
+        if version is None:
+            return None
+        name = served_name(self.config.repo_id, version)
+        if name not in self._loaded:
+            try:
+                vllm_load(self.upstream, name, str(registry.path(version)))
+            except LoadError as exc:
+                raise UpstreamError(str(exc)) from None
+            self._loaded.add(name)
+        return version, name
+
+    # -- one request -------------------------------------------------------------------------------------------
+
+    async def handle(self, request: Request, endpoint: shapes.Endpoint) -> Response:
+        raw = await read_raw(request, self.max_body)
+        req = shapes.parse_request(endpoint, shapes.parse_body(raw))
+        root = self.upstream_models.get(req.model or "")
+        if root is not None and self.base_model and not same_model(root, self.base_model):
+            raise BadRequest(f"model {req.model!r} is not this repo's base model {self.base_model}: "
+                             "ask for the base model")
+        if self.vllm and req.endpoint.startswith("openai"):
+            routed = await asyncio.to_thread(self.vllm_adapter)
+            if routed is not None:
+                body = json.loads(raw)
+                body["model"] = routed[1]
+                raw = json.dumps(body).encode()
+                req.meta["adapter_version"] = routed[0]
+        gid = new_id()
+        url = self.upstream + request.url.path
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        try:
+            upstream = await self.client.send(self.client.build_request("POST", url, content=raw, headers=headers),
+                                              stream=True)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream {self.upstream} is not answering ({type(exc).__name__}): "
+                                "start it or fix --upstream") from None
+        if upstream.status_code != 200 or not req.stream:
+            try:
+                content = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            if upstream.status_code != 200:  # the upstream's own error, passed on as it is
+                return Response(content, upstream.status_code, media_type=upstream.headers.get("content-type"))
+            try:
+                obj = shapes.event_json(content)
+                text = shapes.delta_text(endpoint, obj or {})
+            except BadRequest as exc:
+                raise UpstreamError(str(exc)) from None
+            await asyncio.to_thread(self.record, req, gid, text)
+            return Response(shapes.inject_id(content, gid), 200, media_type="application/json",
+                            headers={"X-Redline-Generation": gid})
+        return StreamingResponse(self._relay(req, gid, upstream), status_code=200,
+                                 media_type=upstream.headers.get("content-type", shapes.media_type(endpoint)),
+                                 headers={"X-Redline-Generation": gid, "Cache-Control": "no-cache"})
+
+    async def _relay(self, req: GenRequest, gid: str, upstream: httpx.Response) -> AsyncIterator[bytes]:
+        buffer, parts, recorded = b"", [], False
+        try:
+            async for data in upstream.aiter_bytes():
+                events, buffer = shapes.split_events(req.endpoint, buffer + data)
+                for event in events:
+                    obj = shapes.event_json(event)
+                    if obj is not None:
+                        parts.append(shapes.delta_text(req.endpoint, obj))
+                    if not recorded and shapes.is_final(req.endpoint, event, obj):
+                        await asyncio.to_thread(self.record, req, gid, "".join(parts))
+                        recorded = True
+                    yield shapes.inject_id(event, gid)
+            if buffer.strip():  # an unterminated tail: pass it on only if it is a readable event
+                shapes.event_json(buffer)
+                yield shapes.inject_id(buffer, gid)
+        except (BadRequest, httpx.HTTPError) as exc:  # headers are gone: close with one error event
+            log.warning("upstream stream failed: %s", exc)
+            body = shapes.error_body(f"the upstream stream broke off: {exc}", 502)
+            line = json.dumps(body)
+            yield (line + "\n" if req.endpoint.startswith("ollama") else f"data: {line}\n\n").encode()
+        finally:
+            await upstream.aclose()
+
+    def record(self, req: GenRequest, gid: str, completion: str) -> None:
+        meta: dict[str, Any] = {"endpoint": req.endpoint, "upstream": self.upstream, "proxy": True, **req.meta}
+        adapter_version = meta.pop("adapter_version", None)
+        if req.path:
+            meta["path"] = req.path
+        prompt = req.prompt()
+        if req.format != "raw":
+            if self.tokenizer is not None:
+                from redline.trainer.contexts import render_student
+
+                prompt.text = render_student(self.tokenizer, prompt)[0]
+            else:  # the trainer re-renders it with the base model's tokenizer
+                meta["prompt_unrendered"] = True
+        generation = Generation(prompt_format=req.format, prompt=prompt, completion=completion,
+                                model=ModelRef(self.base_model or req.model or self.upstream_model or "upstream"),
+                                id=gid, sampling=req.sampling(), origin="server", adapter_version=adapter_version,
+                                insertion=Insertion(path=req.path) if req.path else None, meta=meta)
+        record_generation(self.store, self.config, generation)
+        if req.format == "chat" and req.messages:
+            chat_feedback(self.store, self.config, req.messages)
+
+
+def upstream_models(upstream: str) -> dict[str, str]:
+    """The upstream's models from `/v1/models` (OpenAI, vLLM, llama.cpp, LM Studio) or `/api/tags` (Ollama):
+    name → the base model it runs (vLLM and `redline serve` say so in `root`; else the name itself)."""
+    errors = []
+    for path, key, name in (("/v1/models", "data", "id"), ("/api/tags", "models", "name")):
+        try:
+            r = httpx.get(upstream + path, timeout=10.0)
+            if r.status_code == 200:
+                listed = r.json().get(key) or []
+                return {str(m[name]): str(m.get("root") or m[name]) for m in listed
+                        if isinstance(m, dict) and m.get(name)}
+            errors.append(f"{path}: HTTP {r.status_code}")
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            errors.append(f"{path}: {type(exc).__name__}")
+    raise ConfigError(f"cannot read the upstream's models at {upstream} ({'; '.join(errors)})",
+                      fix="start the model server first, or fix --upstream")
+
+
+def is_vllm(upstream: str) -> bool:
+    """vLLM's OpenAI server marks its models `owned_by: "vllm"`."""
+    try:
+        listed = httpx.get(upstream + "/v1/models", timeout=10.0).json().get("data") or []
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+    return any(isinstance(m, dict) and m.get("owned_by") == "vllm" for m in listed)
+
+
+def base_model(config: Config) -> str | None:
+    """The current adapter's base model id, else the configured model; None when neither is known."""
+    from redline.trainer.registry import AdapterRegistry
+
+    registry = AdapterRegistry(config.adapters_dir)
+    version = registry.current()
+    if version is not None:
+        found = (registry.meta(version).get("base_model") or {}).get("id")
+        if found:
+            return str(found)
+    return config.model
+
+
+def _local_tokenizer(config: Config) -> Any:
+    if not config.model:
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(config.model, local_files_only=True)
+    except Exception:  # no transformers, or the model is not on this machine: record the prompt unrendered
+        return None
+
+
+def build_proxy_app(proxy: Proxy) -> Starlette:
+    def route(endpoint: shapes.Endpoint) -> Any:
+        async def handle(request: Request) -> Response:
+            return await proxy.handle(request, endpoint)
+
+        return handle
+
+    async def models(request: Request) -> Response:
+        try:
+            r = await proxy.client.get(proxy.upstream + request.url.path)
+        except httpx.HTTPError as exc:
+            return error(502, f"the upstream {proxy.upstream} is not answering ({type(exc).__name__})")
+        return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        status = 502 if isinstance(exc, UpstreamError) else status_for(exc)
+        if status == 500:
+            log.exception("proxy request failed")
+        return error(status, str(exc) or type(exc).__name__)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await proxy.client.aclose()
+
+    routes = [Route(p, route(e), methods=["POST"]) for p, e in shapes.ENDPOINTS.items()]
+    routes += [Route("/v1/models", models, methods=["GET"]), Route("/api/tags", models, methods=["GET"])]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequest: failed, RedlineError: failed,
+                                                                          Exception: failed})
+
+
+__all__ = ["Proxy", "build_proxy_app", "same_model", "upstream_models"]
