@@ -16,6 +16,7 @@ from redline.config import Config
 from redline.ledger import record_feedback, record_generation, record_insertion
 from redline.queue import Store
 from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range
+from tests.core.helpers import git as _git
 
 
 def test_mypy_plain_note_line_is_skipped_and_counted(repo: Path, sample, tmp_path: Path) -> None:
@@ -34,11 +35,6 @@ def test_mypy_plain_note_line_is_skipped_and_counted(repo: Path, sample, tmp_pat
         parse_report(truncated, repo, "mypy", IngestOptions())
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="d@example.com", GIT_COMMITTER_NAME="Dev",
-               GIT_COMMITTER_EMAIL="d@example.com", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_SYSTEM=os.devnull)
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 def test_ruff_ingest_after_a_human_line_inside_the_span(repo: Path, store: Store, config: Config,

@@ -4,9 +4,7 @@ records added, and a human's edit inside a span keeps attribution exact."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,9 @@ from redline.ci_hook.ingest import ingest_files
 from redline.config import load_config
 from redline.ledger import record_generation
 from redline.queue import open_store
-from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range
+from redline.records import Generation, Insertion, ModelRef, Prompt, Range
+from tests.core.helpers import git as _git
+from tests.core.helpers import queued_feedback as _feedback
 
 pytest_plugins = ["pytester"]
 
@@ -56,11 +56,6 @@ def test_ratio():
 '''
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="d@example.com", GIT_COMMITTER_NAME="Dev",
-               GIT_COMMITTER_EMAIL="d@example.com", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_SYSTEM=os.devnull)
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 @pytest.fixture
@@ -87,12 +82,6 @@ def _record(root: Path, first: int, last: int) -> Generation:
         store.close()
 
 
-def _feedback(root: Path) -> list[Feedback]:
-    store = open_store(load_config(root))
-    try:
-        return list(store.feedback())
-    finally:
-        store.close()
 
 
 def test_subtests_are_distinct_records(project: pytest.Pytester) -> None:

@@ -11,7 +11,8 @@ import pytest
 from redline.config import load_config
 from redline.ledger import record_generation
 from redline.queue import open_store
-from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range
+from redline.records import Generation, Insertion, ModelRef, Prompt, Range
+from tests.core.helpers import queued_feedback as _feedback
 
 pytest_plugins = ["pytester"]
 
@@ -69,12 +70,6 @@ def _record_span(root: Path, path: str, first: int, last: int) -> Generation:
         store.close()
 
 
-def _feedback(root: Path) -> list[Feedback]:
-    store = open_store(load_config(root))
-    try:
-        return list(store.feedback())
-    finally:
-        store.close()
 
 
 def test_does_nothing_unless_asked(project: pytest.Pytester, redline_home: Path) -> None:

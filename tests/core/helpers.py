@@ -1,8 +1,32 @@
-"""Record factories shared by the core tests."""
+"""Record factories and small helpers shared by the tests."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 from redline.records import Feedback, Generation, Insertion, Message, ModelRef, Prompt, Range
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` with a fixed author and no user or system config; its stdout, stripped."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="d@example.com", GIT_COMMITTER_NAME="Dev",
+               GIT_COMMITTER_EMAIL="d@example.com", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_SYSTEM=os.devnull)
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def queued_feedback(root: Path) -> list[Feedback]:
+    """Every feedback record in the queue of the repository at `root`."""
+    from redline.config import load_config
+    from redline.queue import open_store
+
+    store = open_store(load_config(root))
+    try:
+        return list(store.feedback())
+    finally:
+        store.close()
 
 
 def make_generation(i: int = 0, *, path: str | None = None, start: int = 0, completion: str | None = None,

@@ -4,9 +4,7 @@ two records; one finding from two sources is one record."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from redline.history import parse_unified
 from redline.ledger import record_feedback, record_insertion
 from redline.queue import Store, open_store
 from redline.records import Feedback, Range
+from tests.core.helpers import git as _git
 
 HEAD = "import math\n\n\n"
 MEAN = (
@@ -30,11 +29,6 @@ TAIL = "\n\ndef human():\n    return 1\n"
 MEAN_AT = 3  # 0-based first line of `mean`
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="d@example.com", GIT_COMMITTER_NAME="Dev",
-               GIT_COMMITTER_EMAIL="d@example.com", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_SYSTEM=os.devnull)
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env=env).stdout.strip()
 
 
 @pytest.fixture
