@@ -4,13 +4,19 @@
    write the same tokens): time per answer, tokens/s and time to the first token. The server is a real
    `redline serve` process reached over loopback HTTP (streamed, recorded in the ledger); `generate` runs in
    this process. The two alternate prompt by prompt so a busy machine slows both alike. Goal: ≤ 1.1× the time.
-2. `redline proxy` in front of that server: the latency it adds on loopback (direct vs through the proxy, one
-   token per answer, alternating), p50 and p99. Goal: p99 ≤ 2 ms added. On a busy machine each extra process
-   hop waits for the scheduler, so the proxy's own work is also timed in one process: its ASGI app called
-   directly, in front of an upstream that answers at once (httpx MockTransport), against calling that upstream
-   directly — parsing, forwarding, recording in the ledger and re-marking the answer, without the hops.
+   Two models: the demo's tiny model (~3 ms a token on a CPU, so every fixed cost of a request shows, and on a
+   2-core box the server's event loop competes with torch's threads for the cores), and a random-weight
+   58M-parameter Llama built here with the same tokenizer, whose ~30 ms a token on such a CPU is what a 7B
+   model gives on a 24 GB card: the overhead a user would feel. `--model` (repeatable) replaces both.
+2. `redline proxy`: the latency it adds on loopback (direct vs through the proxy, one token per answer,
+   alternating), p50 and p99. Goal: p99 ≤ 2 ms added. Measured in front of `redline serve` with the tiny model
+   (on a 2-core box the proxy's work then competes with torch's threads for the cores, so the figure includes
+   that contention), in front of an upstream process that answers at once (the proxy's own cost across real
+   processes and sockets), and in one process: its ASGI app called directly in front of an httpx MockTransport
+   upstream, against calling that upstream directly — parsing, forwarding, recording in the ledger and
+   re-marking the answer, without the hops.
 
-    python bench/serve_overhead.py [--model bench/world/model] [--tokens 64] [--rounds 5] [--proxy-requests 300]
+    python bench/serve_overhead.py [--model DIR ...] [--tokens 64] [--rounds 5] [--proxy-requests 300]
                                    [--json bench/out/serve_overhead.json]
 """
 
@@ -47,8 +53,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def start(args: list[str], repo: Path, env: dict[str, str], ready: str) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "redline", *args], cwd=repo, env=env,
+def start(cmd: list[str], repo: Path, env: dict[str, str], ready: str) -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(cmd, cwd=repo, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     while True:
@@ -57,9 +63,9 @@ def start(args: list[str], repo: Path, env: dict[str, str], ready: str) -> tuple
             import threading
 
             threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()  # type: ignore[union-attr]
-            return proc, line.split()[2]
+            return proc, line.split()[len(ready.split())]
         if not line and proc.poll() is not None:
-            raise SystemExit(f"`redline {' '.join(args)}` did not start")
+            raise SystemExit(f"`{' '.join(cmd[:5])}` did not start")
 
 
 def served(client: Any, url: str, prompt: str, tokens: int) -> tuple[float, float, int]:
@@ -122,103 +128,190 @@ async def proxy_in_process(config: Any, store: Any, n: int) -> tuple[list[float]
     return direct, via
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(ROOT / "bench/world/model"))
-    ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--proxy-requests", type=int, default=300)
-    ap.add_argument("--json", default=str(ROOT / "bench/out/serve_overhead.json"))
-    args = ap.parse_args()
+def paced_model(out: Path, world_model: Path) -> Path:
+    """A random-weight 58M-parameter Llama with the world model's tokenizer (see the module doc)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    tok = AutoTokenizer.from_pretrained(world_model)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=768, num_hidden_layers=8, intermediate_size=2048,
+                      num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=2048,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def server_vs_plain(model_path: str, tmp: Path, tokens: int, rounds: int) -> dict[str, Any]:
+    """The embedded server against `model.generate`, alternating prompt by prompt (module doc, part 1)."""
     import httpx
 
     from redline.config import load_config
     from redline.queue import open_store
     from redline.trainer.model import load_base
 
-    tmp = Path(tempfile.mkdtemp(prefix="redline-serve-bench-"))
-    repo = tmp / "repo"
-    (repo / ".git").mkdir(parents=True)
-    (repo / "redline.toml").write_text(f'model = "{Path(args.model).resolve()}"\n', encoding="utf-8")
-    env = {**os.environ, "REDLINE_HOME": str(tmp / "home")}
-    server, url = start(["serve", "--port", "0"], repo, env, "redline serve:")
-    proxy, purl = start(["proxy", "--upstream", url, "--port", "0"], repo, env, "redline proxy:")
+    repo, env = make_repo(tmp, model_path)
+    server, url = start([sys.executable, "-m", "redline", "serve", "--port", "0"], repo, env, "redline serve:")
     try:
-        model, tok = load_base(args.model)
-        store = open_store(load_config(repo, env={"REDLINE_HOME": str(tmp / "home")}))
+        model, tok = load_base(model_path)
+        store = open_store(load_config(repo, env={"REDLINE_HOME": env["REDLINE_HOME"]}))
         rows: list[dict[str, Any]] = []
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=600) as client:
             for prompt in PROMPTS[:2]:  # warm both paths (first CUDA kernels, first HTTP connection)
-                served(client, url, prompt, args.tokens)
-                plain(model, tok, prompt, args.tokens)
-            for r in range(args.rounds):
+                served(client, url, prompt, tokens)
+                plain(model, tok, prompt, tokens)
+            for r in range(rounds):
                 for i, prompt in enumerate(PROMPTS):
-                    order = [("server", served), ("plain", plain)]
-                    if (r + i) % 2:
-                        order.reverse()
                     got: dict[str, Any] = {}
-                    for name, fn in order:
-                        got[name] = fn(client, url, prompt, args.tokens) if name == "server" else \
-                            fn(model, tok, prompt, args.tokens)
+                    for name in (("server", "plain") if (r + i) % 2 == 0 else ("plain", "server")):
+                        got[name] = served(client, url, prompt, tokens) if name == "server" else \
+                            plain(model, tok, prompt, tokens)
                     s_total, s_first, gid = got["server"]
-                    n = len(store.get_generation(gid).token_ids or [])
                     p_total, p_first, p_n = got["plain"]
-                    rows.append({"prompt": i, "server_s": s_total, "server_ttft_s": s_first, "server_tokens": n,
+                    rows.append({"prompt": i, "server_s": s_total, "server_ttft_s": s_first,
+                                 "server_tokens": len(store.get_generation(gid).token_ids or []),
                                  "plain_s": p_total, "plain_ttft_s": p_first, "plain_tokens": p_n})
-
-            direct, via = [], []
-            body = {"prompt": "def f():\n", "max_tokens": 1, "temperature": 0}
-            for _ in range(20):
-                client.post(url + "/v1/completions", json=body)
-                client.post(purl + "/v1/completions", json=body)
-            for k in range(args.proxy_requests):
-                for target, sink in ([(url, direct), (purl, via)] if k % 2 else [(purl, via), (url, direct)]):
-                    t0 = time.perf_counter()
-                    assert client.post(target + "/v1/completions", json=body).status_code == 200
-                    sink.append(time.perf_counter() - t0)
-        import asyncio
-
-        config = load_config(repo, env={"REDLINE_HOME": str(tmp / "home")})
-        in_direct, in_via = asyncio.run(proxy_in_process(config, store, args.proxy_requests))
     finally:
-        for proc in (proxy, server):
-            proc.terminate()
-            proc.wait(timeout=30)
-
+        server.terminate()
+        server.wait(timeout=30)
     s_time, p_time = sum(r["server_s"] for r in rows), sum(r["plain_s"] for r in rows)
     s_tok, p_tok = sum(r["server_tokens"] for r in rows), sum(r["plain_tokens"] for r in rows)
-    result = {
-        "model": args.model, "device": str(model.device), "answers": len(rows), "max_tokens": args.tokens,
+    return {
+        "model": model_path, "device": str(model.device), "answers": len(rows), "max_tokens": tokens,
+        "plain_ms_per_token": 1e3 * p_time / p_tok,
         "server_tokens_per_s": s_tok / s_time, "plain_tokens_per_s": p_tok / p_time,
         "time_ratio": (s_time / s_tok) / (p_time / p_tok),
         "server_ttft_ms_p50": 1e3 * statistics.median(r["server_ttft_s"] for r in rows),
         "plain_ttft_ms_p50": 1e3 * statistics.median(r["plain_ttft_s"] for r in rows),
         "same_token_counts": all(r["server_tokens"] == r["plain_tokens"] for r in rows),
-        "proxy_requests": len(via),
-        "direct_ms_p50": 1e3 * percentile(direct, 50), "direct_ms_p99": 1e3 * percentile(direct, 99),
-        "proxy_ms_p50": 1e3 * percentile(via, 50), "proxy_ms_p99": 1e3 * percentile(via, 99),
+        "rows": rows,
     }
-    result["proxy_added_ms_p50"] = result["proxy_ms_p50"] - result["direct_ms_p50"]
-    result["proxy_added_ms_p99"] = result["proxy_ms_p99"] - result["direct_ms_p99"]
-    result["inproc_direct_ms_p50"] = 1e3 * percentile(in_direct, 50)
-    result["inproc_proxy_added_ms_p50"] = 1e3 * (percentile(in_via, 50) - percentile(in_direct, 50))
-    result["inproc_proxy_added_ms_p99"] = 1e3 * (percentile(in_via, 99) - percentile(in_direct, 99))
-    result["rows"] = rows
+
+
+def proxy_latency(model_path: str, tmp: Path, requests: int) -> dict[str, Any]:
+    """What `redline proxy` adds on loopback: in front of `redline serve`, in front of an upstream process that
+    answers at once (the proxy's cost without a model competing for the CPU), and in one process."""
+    import asyncio
+
+    from redline.config import load_config
+    from redline.queue import open_store
+
+    result: dict[str, Any] = {}
+    repo, env = make_repo(tmp, model_path)
+    for label, cmd in (("serve", [sys.executable, "-m", "redline", "serve", "--port", "0"]),
+                       ("canned", [sys.executable, "-c", CANNED, str(Path(model_path).resolve())])):
+        upstream, url = start(cmd, repo, env, "redline serve:" if label == "serve" else "canned upstream:")
+        try:
+            proxy, purl = start([sys.executable, "-m", "redline", "proxy", "--upstream", url, "--port", "0"], repo,
+                                env, "redline proxy:")
+            try:
+                direct, via = hop_latency(url, purl, requests)
+            finally:
+                proxy.terminate()
+                proxy.wait(timeout=30)
+        finally:
+            upstream.terminate()
+            upstream.wait(timeout=30)
+        result[label] = {"requests": len(via),
+                         "direct_ms_p50": 1e3 * percentile(direct, 50), "direct_ms_p99": 1e3 * percentile(direct, 99),
+                         "proxy_ms_p50": 1e3 * percentile(via, 50), "proxy_ms_p99": 1e3 * percentile(via, 99)}
+        result[label]["added_ms_p50"] = result[label]["proxy_ms_p50"] - result[label]["direct_ms_p50"]
+        result[label]["added_ms_p99"] = result[label]["proxy_ms_p99"] - result[label]["direct_ms_p99"]
+    config = load_config(repo, env={"REDLINE_HOME": env["REDLINE_HOME"]})
+    in_direct, in_via = asyncio.run(proxy_in_process(config, open_store(config), requests))
+    result["in_process"] = {"requests": len(in_via),
+                            "added_ms_p50": 1e3 * (percentile(in_via, 50) - percentile(in_direct, 50)),
+                            "added_ms_p99": 1e3 * (percentile(in_via, 99) - percentile(in_direct, 99))}
+    return result
+
+
+CANNED = """
+import json, sys
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+from redline.trainer.serve.listen import bind
+
+MODELS = json.dumps({"object": "list", "data": [{"id": sys.argv[1], "object": "model"}]}).encode()
+CHOICE = {"index": 0, "text": "    return 1", "finish_reason": "stop", "logprobs": None}
+ANSWER = json.dumps({"id": "cmpl-1", "object": "text_completion", "created": 0, "model": sys.argv[1],
+                     "choices": [CHOICE]}).encode()
+
+async def models(request):
+    return Response(MODELS, media_type="application/json")
+
+async def complete(request):
+    await request.body()
+    return Response(ANSWER, media_type="application/json")
+
+sock = bind("127.0.0.1", 0, allow_remote=False)
+print(f"canned upstream: http://127.0.0.1:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
+app = Starlette(routes=[Route("/v1/models", models), Route("/v1/completions", complete, methods=["POST"])])
+uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+"""
+
+
+def hop_latency(url: str, purl: str, requests: int) -> tuple[list[float], list[float]]:
+    """(direct, through the proxy) seconds per one-token answer, alternating which goes first."""
+    import httpx
+
+    direct, via = [], []
+    body = {"prompt": "def f():\n", "max_tokens": 1, "temperature": 0}
+    with httpx.Client(timeout=120) as client:
+        for _ in range(20):
+            client.post(url + "/v1/completions", json=body)
+            client.post(purl + "/v1/completions", json=body)
+        for k in range(requests):
+            for target, sink in ([(url, direct), (purl, via)] if k % 2 else [(purl, via), (url, direct)]):
+                t0 = time.perf_counter()
+                assert client.post(target + "/v1/completions", json=body).status_code == 200
+                sink.append(time.perf_counter() - t0)
+    return direct, via
+
+
+def make_repo(tmp: Path, model_path: str) -> tuple[Path, dict[str, str]]:
+    repo = Path(tempfile.mkdtemp(prefix="repo-", dir=tmp))
+    (repo / ".git").mkdir()
+    (repo / "redline.toml").write_text(f'model = "{Path(model_path).resolve()}"\n', encoding="utf-8")
+    return repo, {**os.environ, "REDLINE_HOME": str(repo / "home")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", help="model folder (repeatable; default: see the module doc)")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--proxy-requests", type=int, default=300)
+    ap.add_argument("--json", default=str(ROOT / "bench/out/serve_overhead.json"))
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="redline-serve-bench-"))
+    world = ROOT / "bench/world/model"
+    models = args.model or [str(world), str(paced_model(tmp / "paced-58m", world))]
+    runs = [server_vs_plain(m, tmp, args.tokens, args.rounds) for m in models]
+    proxy = proxy_latency(models[0], tmp, args.proxy_requests)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"model {args.model} on {result['device']}, {len(rows)} answers of up to {args.tokens} tokens "
-          f"(same token counts: {result['same_token_counts']})")
-    print(f"tokens/s: server {result['server_tokens_per_s']:.1f}, plain generate {result['plain_tokens_per_s']:.1f}"
-          f" → server time per token {result['time_ratio']:.2f}× generate's (goal ≤ 1.1×)")
-    print(f"time to first token p50: server {result['server_ttft_ms_p50']:.1f} ms (over HTTP), "
-          f"plain {result['plain_ttft_ms_p50']:.1f} ms")
-    print(f"proxy, {len(via)} one-token answers: direct p50 {result['direct_ms_p50']:.2f} / p99 "
-          f"{result['direct_ms_p99']:.2f} ms, through the proxy p50 {result['proxy_ms_p50']:.2f} / p99 "
-          f"{result['proxy_ms_p99']:.2f} ms → added p50 {result['proxy_added_ms_p50']:.2f} ms, "
-          f"p99 {result['proxy_added_ms_p99']:.2f} ms (goal p99 ≤ 2 ms)")
-    print(f"proxy's own work, in one process (mock upstream, {len(in_via)} answers): added p50 "
-          f"{result['inproc_proxy_added_ms_p50']:.2f} ms, p99 {result['inproc_proxy_added_ms_p99']:.2f} ms")
+    Path(args.json).write_text(json.dumps({"models": runs, "proxy": proxy}, indent=2) + "\n", encoding="utf-8")
+    for run in runs:
+        print(f"model {run['model']} on {run['device']} ({run['plain_ms_per_token']:.1f} ms a token with "
+              f"generate), {run['answers']} answers of up to {run['max_tokens']} tokens (same token counts: "
+              f"{run['same_token_counts']})")
+        print(f"  tokens/s: server {run['server_tokens_per_s']:.1f}, plain generate {run['plain_tokens_per_s']:.1f}"
+              f" → server time per token {run['time_ratio']:.2f}× generate's (goal ≤ 1.1×)")
+        print(f"  time to first token p50: server {run['server_ttft_ms_p50']:.1f} ms (over HTTP), "
+              f"plain {run['plain_ttft_ms_p50']:.1f} ms")
+    for label, what in (("serve", "in front of `redline serve` (tiny model)"),
+                        ("canned", "in front of an upstream process that answers at once")):
+        p = proxy[label]
+        print(f"proxy {what}, {p['requests']} one-token answers: direct p50 {p['direct_ms_p50']:.2f} / p99 "
+              f"{p['direct_ms_p99']:.2f} ms, through the proxy p50 {p['proxy_ms_p50']:.2f} / p99 "
+              f"{p['proxy_ms_p99']:.2f} ms → added p50 {p['added_ms_p50']:.2f} ms, p99 {p['added_ms_p99']:.2f} ms"
+              " (goal p99 ≤ 2 ms)")
+    p = proxy["in_process"]
+    print(f"proxy's own work, in one process (mock upstream, {p['requests']} answers): added p50 "
+          f"{p['added_ms_p50']:.2f} ms, p99 {p['added_ms_p99']:.2f} ms")
     print(f"written to {args.json}")
 
 

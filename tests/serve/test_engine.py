@@ -29,3 +29,47 @@ def test_first_adapter_arrives_while_serving(serve_world: World, tmp_path: Path)
     assert engine.sync() == version == engine.resolve(None)
     served = engine.generate(engine.prepare(req), req, engine.resolve(None))
     assert served.token_logprobs == explicit.token_logprobs != base.token_logprobs
+
+
+def _engine(serve_world: World, tmp_path: Path) -> Engine:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True, exist_ok=True)
+    return Engine(load_config(repo, env={"REDLINE_HOME": str(tmp_path / "home")}), serve_world.model)
+
+
+def test_streamed_pieces_are_the_completion_coalesced_after_the_first(serve_world: World, tmp_path: Path,
+                                                                       monkeypatch):
+    """Every token is its own piece when the interval is 0; with a long interval the first piece still goes at
+    once and the rest in one piece at the end; either way the pieces join to exactly the recorded completion."""
+    import redline.trainer.serve.engine as engine_module
+
+    engine = _engine(serve_world, tmp_path)
+    req = parse_request("openai_completions", {"prompt": "def f():\n", "max_tokens": 24, "temperature": 0})
+    counts = {}
+    for interval in (0.0, 3600.0):
+        monkeypatch.setattr(engine_module, "STREAM_INTERVAL_S", interval)
+        pieces: list[str] = []
+        out = engine.generate(engine.prepare(req), req, None, on_tokens=pieces.append)
+        assert out is not None and "".join(pieces) == out.result.completion
+        assert len(out.token_ids) >= 8, "the tiny model stopped too early to tell"
+        counts[interval] = len(pieces)
+    # (a token that ends inside a UTF-8 character waits for the next one, so not quite one piece per token)
+    assert counts[0.0] > 4 and counts[3600.0] == 2
+
+
+def test_stop_string_in_the_middle_of_a_token_run(serve_world: World, tmp_path: Path):
+    """The completion ends before the stop string, found wherever it starts in the new text."""
+    engine = _engine(serve_world, tmp_path)
+    req = parse_request("openai_completions", {"prompt": "def f():\n", "max_tokens": 24, "temperature": 0})
+    full = engine.generate(engine.prepare(req), req, None)
+    assert full is not None
+    text = full.result.completion
+    stop = text[len(text) // 2:len(text) // 2 + 2]
+    assert stop.strip(), f"pick a prompt whose answer has text mid-way: {text!r}"
+    req = parse_request("openai_completions", {"prompt": "def f():\n", "max_tokens": 24, "temperature": 0,
+                                               "stop": [stop]})
+    pieces: list[str] = []
+    out = engine.generate(engine.prepare(req), req, None, on_tokens=pieces.append)
+    assert out is not None and out.result.finish == "word"
+    assert stop not in out.result.completion and text.startswith(out.result.completion)
+    assert "".join(pieces) == out.result.completion

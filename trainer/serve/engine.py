@@ -13,6 +13,7 @@ import gc
 import inspect
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ log = logging.getLogger("redline.serve")
 BASE = "base"
 #: adapters kept loaded besides the current one (explicit `<repo>@vNNNN` requests), least recently used dropped
 KEEP_LOADED = 3
+#: after the first piece, streamed text goes out at most this often: a model faster than this writes several
+#: tokens per frame instead of spending its time on HTTP frames (vLLM's `--stream-interval` for the same reason);
+#: a model slower than this still streams every token as it comes
+STREAM_INTERVAL_S = 0.02
 
 
 class PromptTooLong(BadRequest):
@@ -185,9 +190,10 @@ class Engine:
     def generate(self, prep: Prepared, req: GenRequest, version: str | None, *,
                  on_tokens: Callable[[str], None] | None = None,
                  cancelled: Callable[[], bool] = lambda: False) -> Output | None:
-        """Decode token by token with the KV cache; `on_tokens(text)` gets each piece that is final (never
-        part of a stop string). Returns None when `cancelled()` turned true. Log-probs are the model's own
-        (temperature 1, before top-p), the policy the trainer compares against."""
+        """Decode token by token with the KV cache; `on_tokens(text)` gets the text that is final (never part of
+        a stop string) as it comes, at most every STREAM_INTERVAL_S after the first piece. Returns None when
+        `cancelled()` turned true. Log-probs are the model's own (temperature 1, before top-p), the policy the
+        trainer compares against."""
         if version is not None:
             self._ensure(version)  # first adapter ever: this wraps the base model in a PeftModel
         model = self.model
@@ -210,6 +216,7 @@ class Engine:
         logprobs: list[float] = []
         ends: list[int] = []  # character end of each token in the decoded text
         emitted = 0  # tokens already handed to on_tokens
+        flushed = 0.0  # when they were
         finish, stopping_word, stop_at = "length", "", None
         cache_arg = _cache_arg(model)
         with ctx:
@@ -230,21 +237,25 @@ class Engine:
                     finish = "stop"
                     break
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                ends.append(len(text))
-                if stops:
-                    hits = [(text.find(s), s) for s in stops if s in text]
+                if stops:  # a stop string can only end in the new text: search from just before it (a few
+                    # characters more, since bytes completed by this token may re-decode the previous tail)
+                    tail = max(0, (ends[-1] if ends else 0) - hold - 4)
+                    hits = [(i, s) for s in stops if (i := text.find(s, tail)) >= 0]
                     if hits:
+                        ends.append(len(text))
                         stop_at, stopping_word = min(hits)
                         finish = "word"
                         break
-                if on_tokens is not None and not text.endswith("\ufffd"):
+                ends.append(len(text))
+                if on_tokens is not None and not text.endswith("\ufffd") and \
+                        (not emitted or time.perf_counter() - flushed >= STREAM_INTERVAL_S):
                     safe = len(text) - hold
                     n = emitted
                     while n < len(ids) and ends[n] <= safe:
                         n += 1
                     if n > emitted:
                         on_tokens(text[(ends[emitted - 1] if emitted else 0):ends[n - 1]])
-                        emitted = n
+                        emitted, flushed = n, time.perf_counter()
                 inputs = torch.tensor([[tok]], device=device)
         if stop_at is not None:  # keep the tokens wholly before the stop string; the completion is their text
             keep = 0
