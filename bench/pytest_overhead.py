@@ -3,12 +3,11 @@
 Generates a project of model-written code (one recorded generation per function, as the language server would
 record them) and a 2,000-test suite over it where 10% of the tests fail (half inside the generated code, half on
 a wrong result), then times whole `pytest` runs without the plugin (`-p no:redline`) and with it (`--redline`),
-interleaved, and prints the ratio of the best times. Goal: ≤ 1.03.
-
-On a shared machine wall time is noisy: the runs are interleaved in pairs and the median of the per-pair ratios
-is printed beside the ratio of the best times. CPU time (user + system of pytest and its children, including the
-plugin's writer process, from `getrusage`) is printed too: it is what the plugin costs in total, most of it on
-another core while the tests run.
+interleaved in pairs. Goal: ≤ 1.03, read on the median of the per-pair ratios: on a shared machine the same run
+varies by a third from one minute to the next, and the ratio of the best times is printed beside it but hangs on
+one lucky run. CPU time (user + system of pytest and its children, including the plugin's writer process, from
+`getrusage`) is printed too: it is what the plugin costs in total, most of it on another core while the tests
+run.
 
 `--edit-spans K` makes it a real git repository, records the spans at its commit and then has a human add a line
 inside K of the generated functions (so attribution maps them through `git diff`); `--trace` adds
