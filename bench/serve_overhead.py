@@ -11,10 +11,11 @@
 2. `redline proxy`: the latency it adds on loopback (direct vs through the proxy, one token per answer,
    alternating), p50 and p99. Goal: p99 ≤ 2 ms added. Measured in front of `redline serve` with the tiny model
    (on a 2-core box the proxy's work then competes with torch's threads for the cores, so the figure includes
-   that contention), in front of an upstream process that answers at once (the proxy's own cost across real
-   processes and sockets), and in one process: its ASGI app called directly in front of an httpx MockTransport
-   upstream, against calling that upstream directly — parsing, forwarding, recording in the ledger and
-   re-marking the answer, without the hops.
+   that contention); in front of an upstream process that answers at once (the proxy's own cost across real
+   processes and sockets), beside a bare forwarder on the same stack in its place (the floor: what one more
+   HTTP hop through Starlette and httpx costs on this machine); and in one process, its ASGI app called
+   directly in front of an httpx MockTransport upstream, against calling that upstream directly — parsing,
+   forwarding, recording in the ledger and re-marking the answer, without the hops.
 
     python bench/serve_overhead.py [--model DIR ...] [--tokens 64] [--rounds 5] [--proxy-requests 300]
                                    [--json bench/out/serve_overhead.json]
@@ -202,22 +203,27 @@ def proxy_latency(model_path: str, tmp: Path, requests: int) -> dict[str, Any]:
     for label, cmd in (("serve", [sys.executable, "-m", "redline", "serve", "--port", "0"]),
                        ("canned", [sys.executable, "-c", CANNED, str(Path(model_path).resolve())])):
         upstream, url = start(cmd, repo, env, "redline serve:" if label == "serve" else "canned upstream:")
+        fronts = [("", [sys.executable, "-m", "redline", "proxy", "--upstream", url, "--port", "0"], "redline proxy:")]
+        if label == "canned":  # the floor: what the same HTTP stack adds when it only forwards
+            fronts.append(("bare", [sys.executable, "-c", BARE, url], "bare forwarder:"))
         try:
-            proxy, purl = start([sys.executable, "-m", "redline", "proxy", "--upstream", url, "--port", "0"], repo,
-                                env, "redline proxy:")
-            try:
-                direct, via = hop_latency(url, purl, requests)
-            finally:
-                proxy.terminate()
-                proxy.wait(timeout=30)
+            for name, front_cmd, ready in fronts:
+                front, furl = start(front_cmd, repo, env, ready)
+                try:
+                    direct, via = hop_latency(url, furl, requests)
+                finally:
+                    front.terminate()
+                    front.wait(timeout=30)
+                key = f"{label}_{name}" if name else label
+                result[key] = {"requests": len(via),
+                               "direct_ms_p50": 1e3 * percentile(direct, 50),
+                               "direct_ms_p99": 1e3 * percentile(direct, 99),
+                               "proxy_ms_p50": 1e3 * percentile(via, 50), "proxy_ms_p99": 1e3 * percentile(via, 99)}
+                result[key]["added_ms_p50"] = result[key]["proxy_ms_p50"] - result[key]["direct_ms_p50"]
+                result[key]["added_ms_p99"] = result[key]["proxy_ms_p99"] - result[key]["direct_ms_p99"]
         finally:
             upstream.terminate()
             upstream.wait(timeout=30)
-        result[label] = {"requests": len(via),
-                         "direct_ms_p50": 1e3 * percentile(direct, 50), "direct_ms_p99": 1e3 * percentile(direct, 99),
-                         "proxy_ms_p50": 1e3 * percentile(via, 50), "proxy_ms_p99": 1e3 * percentile(via, 99)}
-        result[label]["added_ms_p50"] = result[label]["proxy_ms_p50"] - result[label]["direct_ms_p50"]
-        result[label]["added_ms_p99"] = result[label]["proxy_ms_p99"] - result[label]["direct_ms_p99"]
     config = load_config(repo, env={"REDLINE_HOME": env["REDLINE_HOME"]})
     in_direct, in_via = asyncio.run(proxy_in_process(config, open_store(config), requests))
     result["in_process"] = {"requests": len(in_via),
@@ -249,6 +255,29 @@ async def complete(request):
 sock = bind("127.0.0.1", 0, allow_remote=False)
 print(f"canned upstream: http://127.0.0.1:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
 app = Starlette(routes=[Route("/v1/models", models), Route("/v1/completions", complete, methods=["POST"])])
+uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+"""
+
+
+BARE = """
+import sys
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+from redline.trainer.serve.listen import bind
+
+client = httpx.AsyncClient()
+
+async def forward(request):
+    r = await client.post(sys.argv[1] + request.url.path, content=await request.body(),
+                          headers={"Content-Type": "application/json"})
+    return Response(r.content, r.status_code, media_type="application/json")
+
+sock = bind("127.0.0.1", 0, allow_remote=False)
+print(f"bare forwarder: http://127.0.0.1:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
+app = Starlette(routes=[Route("/v1/completions", forward, methods=["POST"])])
 uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 """
 
@@ -302,13 +331,14 @@ def main() -> None:
               f" → server time per token {run['time_ratio']:.2f}× generate's (goal ≤ 1.1×)")
         print(f"  time to first token p50: server {run['server_ttft_ms_p50']:.1f} ms (over HTTP), "
               f"plain {run['plain_ttft_ms_p50']:.1f} ms")
-    for label, what in (("serve", "in front of `redline serve` (tiny model)"),
-                        ("canned", "in front of an upstream process that answers at once")):
+    for label, what in (("serve", "proxy in front of `redline serve` (tiny model)"),
+                        ("canned", "proxy in front of an upstream process that answers at once"),
+                        ("canned_bare", "floor: a bare Starlette + httpx forwarder (no recording) in its place")):
         p = proxy[label]
-        print(f"proxy {what}, {p['requests']} one-token answers: direct p50 {p['direct_ms_p50']:.2f} / p99 "
-              f"{p['direct_ms_p99']:.2f} ms, through the proxy p50 {p['proxy_ms_p50']:.2f} / p99 "
+        print(f"{what}, {p['requests']} one-token answers: direct p50 {p['direct_ms_p50']:.2f} / p99 "
+              f"{p['direct_ms_p99']:.2f} ms, through it p50 {p['proxy_ms_p50']:.2f} / p99 "
               f"{p['proxy_ms_p99']:.2f} ms → added p50 {p['added_ms_p50']:.2f} ms, p99 {p['added_ms_p99']:.2f} ms"
-              " (goal p99 ≤ 2 ms)")
+              + (" (goal p99 ≤ 2 ms)" if label != "canned_bare" else ""))
     p = proxy["in_process"]
     print(f"proxy's own work, in one process (mock upstream, {p['requests']} answers): added p50 "
           f"{p['added_ms_p50']:.2f} ms, p99 {p['added_ms_p99']:.2f} ms")
