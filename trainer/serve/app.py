@@ -158,23 +158,85 @@ def _generation_route(served: Served, endpoint: shapes.Endpoint) -> Callable[[Re
         req = shapes.parse_request(endpoint, await read_body(request, served.max_body))
         if req.path is None and request.headers.get("x-redline-path"):
             req.path = request.headers["x-redline-path"]
-        prep = await served.run(_prepare, served, req)
-        gid = new_id()
-        headers = {"X-Redline-Generation": gid}
+        job = _Job(served, req, new_id(), asyncio.get_running_loop())
+        try:
+            await job.ready  # the prompt was rendered, or refused (unknown model, too long): nothing generated
+        except asyncio.CancelledError:  # the client left before we answered
+            job.stopped = True
+            raise
+        headers = {"X-Redline-Generation": job.gid}
         if not req.stream:
-            out, name = await served.run(_generate, served, req, prep, gid, None, lambda: False)
-            return JSONResponse(shapes.response(req, gid, name, out.result), headers=headers)
-        return StreamingResponse(_stream(served, req, prep, gid), media_type=shapes.media_type(endpoint),
-                                 headers={**headers, "Cache-Control": "no-cache"})
+            finished = await job.done
+            assert finished is not None  # the prompt was ready, and nothing stops a whole answer
+            out, name = finished
+            return JSONResponse(shapes.response(req, job.gid, name, out.result), headers=headers)
+        return _JobStream(job, media_type=shapes.media_type(endpoint),
+                          headers={**headers, "Cache-Control": "no-cache"})
 
     return handle
 
 
-def _prepare(served: Served, req: GenRequest) -> Any:
-    engine = _engine(served)
-    engine.sync()
-    engine.resolve(req.model)  # unknown names fail here, before any byte is streamed
-    return engine.prepare(req)
+class _Job:
+    """One request on the worker, in one hop: render the prompt, then generate and record. The event loop hears
+    when the prompt is ready (or why it was refused, before any header is sent) and, when streaming, each piece
+    of text; generation does not wait for the loop to send the headers."""
+
+    def __init__(self, served: Served, req: GenRequest, gid: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.served, self.req, self.gid, self.loop = served, req, gid, loop
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        self.stopped = False  # set when the client is gone: the worker stops at the next token
+        self.done = loop.run_in_executor(served.executor, self._run)
+        self.done.add_done_callback(self._finished)
+
+    def _run(self) -> tuple[Any, str] | None:
+        try:
+            engine = _engine(self.served)
+            engine.sync()
+            version = engine.resolve(self.req.model)
+            prep = engine.prepare(self.req)
+        except BaseException as exc:
+            self.loop.call_soon_threadsafe(_settle, self.ready, exc)
+            return None
+        self.loop.call_soon_threadsafe(_settle, self.ready, None)
+        on_tokens = self._piece if self.req.stream else None
+        out = engine.generate(prep, self.req, version, on_tokens=on_tokens, cancelled=lambda: self.stopped)
+        if out is None:
+            return None
+        _record(self.served, self.req, prep, self.gid, version, out)
+        return out, f"{engine.repo_name}@{version or 'base'}"
+
+    def _piece(self, text: str) -> None:
+        self.loop.call_soon_threadsafe(self.pieces.put_nowait, text)
+
+    def _finished(self, done: asyncio.Future[Any]) -> None:
+        if not self.ready.done():  # never ran: the executor was shut down under it
+            self.ready.set_exception(Unavailable("the server is shutting down", fix="retry in a moment"))
+        self.pieces.put_nowait(None)
+
+
+class _JobStream(StreamingResponse):
+    """The job's pieces as a stream; however the response ends (done, client gone before or during the first
+    byte), the worker is told to stop, so an answer nobody received is not finished or recorded."""
+
+    def __init__(self, job: _Job, **kwargs: Any) -> None:
+        super().__init__(_stream(job), **kwargs)
+        self.job = job
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.job.stopped = True
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(None)
 
 
 def _engine(served: Served) -> Any:
@@ -182,21 +244,6 @@ def _engine(served: Served) -> Any:
     if not served.engine.loaded:
         raise Unavailable(f"the model is not loaded ({served.state})", fix="retry after training finishes")
     return served.engine
-
-
-def _generate(served: Served, req: GenRequest, prep: Any, gid: str, on_tokens: Callable[[str], None] | None,
-              cancelled: Callable[[], bool]) -> tuple[Any, str] | None:
-    """Runs on the worker: pick the adapter now (so a request finishes on the one it started with), generate,
-    then record the complete row."""
-    engine = _engine(served)
-    engine.sync()
-    version = engine.resolve(req.model)
-    name = f"{engine.repo_name}@{version or 'base'}"
-    out = engine.generate(prep, req, version, on_tokens=on_tokens, cancelled=cancelled)
-    if out is None:
-        return None
-    _record(served, req, prep, gid, version, out)
-    return out, name
 
 
 def _record(served: Served, req: GenRequest, prep: Any, gid: str, version: str | None, out: Any) -> None:
@@ -218,35 +265,24 @@ def _record(served: Served, req: GenRequest, prep: Any, gid: str, version: str |
         chat_feedback(served.store, served.config, req.messages)
 
 
-async def _stream(served: Served, req: GenRequest, prep: Any, gid: str) -> AsyncIterator[str]:
-    loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[str | None] = asyncio.Queue()
-    stop = False
-
-    def on_tokens(text: str) -> None:
-        loop.call_soon_threadsafe(pieces.put_nowait, text)
-
-    job = loop.run_in_executor(served.executor, _generate, served, req, prep, gid, on_tokens, lambda: stop)
-    job.add_done_callback(lambda _f: loop.call_soon_threadsafe(pieces.put_nowait, None))
-    name = req.model or served.engine.repo_name
+async def _stream(job: _Job) -> AsyncIterator[str]:
+    req, name = job.req, job.req.model or job.served.engine.repo_name
     first = True
     try:
         while True:
-            text = await pieces.get()
+            text = await job.pieces.get()
             if text is None:
                 break
-            yield shapes.chunk(req, gid, name, text, first=first)
+            yield shapes.chunk(req, job.gid, name, text, first=first)
             first = False
-        done = job.result()
+        done = job.done.result()
         if done is not None:
             out, _ = done
-            yield shapes.final_chunk(req, gid, name, out.result)
+            yield shapes.final_chunk(req, job.gid, name, out.result)
     except Exception as exc:  # headers are gone: end the stream with one error line
         log.exception("stream failed")
         yield (json.dumps(shapes.error_body(str(exc), 500)) + "\n") if req.endpoint.startswith("ollama") else \
             f"data: {json.dumps(shapes.error_body(str(exc), 500))}\n\n"
-    finally:
-        stop = True  # the client went away (or we are done): the worker stops at the next token
 
 
 # -- models, health and control ----------------------------------------------------------------------------------

@@ -79,6 +79,8 @@ class Engine:
         self.current: str | None = None  # the promoted version being served (None = base model)
         self._loaded: list[str] = []  # peft adapter names, least recently used first
         self._pointer_stamp: tuple[int, int] | None = None
+        self._eos: set[int] = set()
+        self._cache_arg = "past_key_values"
         self.load()
 
     # -- model lifecycle ---------------------------------------------------------------------------------------
@@ -86,6 +88,8 @@ class Engine:
     def load(self) -> None:
         self.model, self.tokenizer = load_base(self.model_path, device=self.device)
         self.fingerprint = tokenizer_fingerprint(self.tokenizer)
+        self._eos = _eos_ids(self.model, self.tokenizer)
+        self._cache_arg = _cache_arg(self.model)  # the base model's; a peft wrapper passes it on
         self._loaded = []
         self._pointer_stamp = None
         self.current = None
@@ -205,7 +209,7 @@ class Engine:
         else:
             ctx = contextlib.nullcontext()
         device = next(model.parameters()).device
-        eos = _eos_ids(model, self.tokenizer)
+        eos = self._eos
         gen = None
         if req.temperature > 0:
             gen = torch.Generator(device=device)
@@ -218,7 +222,7 @@ class Engine:
         emitted = 0  # tokens already handed to on_tokens
         flushed = 0.0  # when they were
         finish, stopping_word, stop_at = "length", "", None
-        cache_arg = _cache_arg(model)
+        cache_arg = self._cache_arg
         with ctx:
             inputs = torch.tensor([prep.ids], device=device)
             past = None
