@@ -117,9 +117,10 @@ async def proxy_in_process(config: Any, store: Any, n: int) -> tuple[list[float]
 
     answer = {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "m",
               "choices": [{"index": 0, "text": "    return 1", "finish_reason": "stop", "logprobs": None}]}
-    upstream = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)))
+    mock = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    upstream = httpx.AsyncClient(transport=mock)
     px = Proxy(config=config, store=store, upstream="http://upstream", upstream_models={"m": "m"}, base_model=None,
-               client=upstream)
+               transport=mock)
     body = {"prompt": "def f():\n", "max_tokens": 8, "temperature": 0}
     direct, via = [], []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_proxy_app(px)),

@@ -36,6 +36,8 @@ from redline.trainer.serve.shapes import BadRequest, GenRequest
 
 log = logging.getLogger("redline.serve")
 TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=60.0)
+_TIMEOUT = {"timeout": TIMEOUT.as_dict()}
+_FORWARD_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 
 
 class UpstreamError(BadRequest):
@@ -65,8 +67,16 @@ class Proxy:
     tokenizer: Any = None
     #: the upstream is vLLM: OpenAI requests are routed to the promoted adapter, loaded under a versioned name
     vllm: bool = False
-    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=TIMEOUT))
+    #: the connection pool every upstream call goes through; generation requests call it directly (a plain
+    #: forward needs none of the client's cookies, redirects or auth, which were a third of the proxy's own work)
+    transport: httpx.AsyncBaseTransport = field(default_factory=httpx.AsyncHTTPTransport)
+    #: the same pool behind a client, for the few other calls (model lists)
+    client: httpx.AsyncClient = field(init=False)
     _loaded: set[str] = field(default_factory=set)
+    _urls: dict[str, httpx.URL] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.AsyncClient(transport=self.transport, timeout=TIMEOUT)
 
     @property
     def upstream_model(self) -> str | None:
@@ -124,11 +134,11 @@ class Proxy:
                 raw = json.dumps(body).encode()
                 req.meta["adapter_version"] = routed[0]
         gid = new_id()
-        url = self.upstream + request.url.path
-        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        path = request.url.path
+        url = self._urls.get(path) or self._urls.setdefault(path, httpx.URL(self.upstream + path))
+        forward = httpx.Request("POST", url, content=raw, headers=_FORWARD_HEADERS, extensions=_TIMEOUT)
         try:
-            upstream = await self.client.send(self.client.build_request("POST", url, content=raw, headers=headers),
-                                              stream=True)
+            upstream = await self.transport.handle_async_request(forward)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream {self.upstream} is not answering ({type(exc).__name__}): "
                                 "start it or fix --upstream") from None
