@@ -85,3 +85,51 @@ def test_proxy_marks_a_chat_prompt_unrendered_without_a_local_tokenizer(tmp_path
     row = store.get_generation("0" * 32)
     assert row.meta["prompt_unrendered"] is True and row.prompt.text is None and row.meta["path"] == "a.py"
     assert [(m.role, m.content) for m in row.prompt.messages] == [("user", "add")] and row.token_ids is None
+
+
+def test_proxy_writes_on_the_loop_and_waits_in_a_thread_when_the_queue_is_locked(tmp_path, monkeypatch):
+    """The row is written before the answer goes out either way; while another process holds the queue's lock
+    the write waits for it off the event loop, so the loop keeps serving."""
+    import asyncio
+    import sqlite3
+    import threading
+    import time
+
+    import httpx
+
+    from redline.config import load_config
+    from redline.queue import open_store
+    from redline.trainer.serve.proxy import Proxy, _quick_store, build_proxy_app
+
+    (tmp_path / ".git").mkdir()
+    monkeypatch.setenv("REDLINE_HOME", str(tmp_path / "home"))
+    config = load_config(tmp_path)
+    store = open_store(config)
+    answer = {"choices": [{"index": 0, "text": "    return 1", "finish_reason": "stop"}]}
+    proxy = Proxy(config, store, "http://up", {"m": "m"}, None, quick_store=_quick_store(config),
+                  transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)))
+    threads: list[str] = []
+    record = proxy.record
+    monkeypatch.setattr(proxy, "record", lambda *a, **k: (threads.append(threading.current_thread().name),
+                                                          record(*a, **k))[1])
+
+    async def ask(client: httpx.AsyncClient) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        r = await client.post("/v1/completions", json={"prompt": "def f():\n"})
+        assert r.status_code == 200
+        return r.headers["x-redline-generation"], time.perf_counter() - t0
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_proxy_app(proxy)),
+                                     base_url="http://proxy") as client:
+            gid, _ = await ask(client)  # a free queue: written on the event loop's thread
+            assert store.get_generation(gid) is not None and threads == [threading.current_thread().name]
+            lock = sqlite3.connect(config.db_path, isolation_level=None, check_same_thread=False)
+            lock.execute("BEGIN IMMEDIATE")  # another writer holds the queue
+            threading.Timer(0.5, lock.rollback).start()
+            gid, took = await ask(client)
+            assert store.get_generation(gid) is not None and took >= 0.4  # waited for the lock, then wrote
+            assert len(threads) == 3 and threads[2] != threads[0]  # the quick try, then a worker thread
+            lock.close()
+
+    asyncio.run(run())

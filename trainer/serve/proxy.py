@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from redline.config import Config
-from redline.errors import ConfigError, RedlineError
+from redline.errors import ConfigError, QueueBusy, RedlineError
 from redline.ledger import record_generation
 from redline.records import Generation, Insertion, ModelRef, new_id
 from redline.trainer.serve import shapes
@@ -70,6 +70,8 @@ class Proxy:
     #: the connection pool every upstream call goes through; generation requests call it directly (a plain
     #: forward needs none of the client's cookies, redirects or auth, which were a third of the proxy's own work)
     transport: httpx.AsyncBaseTransport = field(default_factory=httpx.AsyncHTTPTransport)
+    #: the queue again, waiting at most a few ms for its lock: rows written on the event loop (see `_write`)
+    quick_store: Any = None
     #: the same pool behind a client, for the few other calls (model lists)
     client: httpx.AsyncClient = field(init=False)
     _loaded: set[str] = field(default_factory=set)
@@ -91,7 +93,8 @@ class Proxy:
         if base is not None and not any(same_model(m, base) for m in models.values()):
             raise ConfigError(f"the upstream serves {', '.join(models.values()) or 'no model'} but this repo's adapter "
                               f"is for {base}", fix="point --upstream at a server running that base model")
-        return cls(config, store, upstream, models, base, max_body, _local_tokenizer(config), is_vllm(upstream))
+        return cls(config, store, upstream, models, base, max_body, _local_tokenizer(config), is_vllm(upstream),
+                   quick_store=_quick_store(config))
 
     def vllm_adapter(self) -> tuple[str, str] | None:
         """(version, served name) of the promoted adapter, loaded into the vLLM upstream on first use.
@@ -154,7 +157,7 @@ class Proxy:
                 text = shapes.delta_text(endpoint, obj or {})
             except BadRequest as exc:
                 raise UpstreamError(str(exc)) from None
-            await asyncio.to_thread(self.record, req, gid, text)
+            await self._write(req, gid, text)
             return Response(shapes.inject_id(content, gid), 200, media_type="application/json",
                             headers={"X-Redline-Generation": gid})
         return StreamingResponse(self._relay(req, gid, upstream), status_code=200,
@@ -171,7 +174,7 @@ class Proxy:
                     if obj is not None:
                         parts.append(shapes.delta_text(req.endpoint, obj))
                     if not recorded and shapes.is_final(req.endpoint, event, obj):
-                        await asyncio.to_thread(self.record, req, gid, "".join(parts))
+                        await self._write(req, gid, "".join(parts))
                         recorded = True
                     yield shapes.inject_id(event, gid)
             if buffer.strip():  # an unterminated tail: pass it on only if it is a readable event
@@ -185,7 +188,21 @@ class Proxy:
         finally:
             await upstream.aclose()
 
-    def record(self, req: GenRequest, gid: str, completion: str) -> None:
+    async def _write(self, req: GenRequest, gid: str, completion: str) -> None:
+        """Record the answer before it is passed on: on the event loop when the queue's lock is free within a few
+        ms (on a small machine the hop to a thread and back cost more than the write), else in a thread that
+        waits for it, so a long write elsewhere (a CI ingest) never stalls other streams. Chat requests also
+        look up their history, so they always take the thread."""
+        if self.quick_store is not None and req.format != "chat":
+            try:
+                self.record(req, gid, completion, store=self.quick_store)
+                return
+            except QueueBusy:
+                pass
+        await asyncio.to_thread(self.record, req, gid, completion)
+
+    def record(self, req: GenRequest, gid: str, completion: str, *, store: Any = None) -> None:
+        store = store or self.store
         meta: dict[str, Any] = {"endpoint": req.endpoint, "upstream": self.upstream, "proxy": True, **req.meta}
         adapter_version = meta.pop("adapter_version", None)
         if req.path:
@@ -202,9 +219,9 @@ class Proxy:
                                 model=ModelRef(self.base_model or req.model or self.upstream_model or "upstream"),
                                 id=gid, sampling=req.sampling(), origin="server", adapter_version=adapter_version,
                                 insertion=Insertion(path=req.path) if req.path else None, meta=meta)
-        record_generation(self.store, self.config, generation)
+        record_generation(store, self.config, generation)
         if req.format == "chat" and req.messages:
-            chat_feedback(self.store, self.config, req.messages)
+            chat_feedback(store, self.config, req.messages)
 
 
 def upstream_models(upstream: str) -> dict[str, str]:
@@ -245,6 +262,16 @@ def base_model(config: Config) -> str | None:
         if found:
             return str(found)
     return config.model
+
+
+def _quick_store(config: Config) -> Any:
+    """The queue with a 5 ms lock wait, or None when it cannot be opened now (every row then takes a thread)."""
+    from redline.queue import open_store
+
+    try:
+        return open_store(config, busy_timeout_s=0.005)
+    except RedlineError:
+        return None
 
 
 def _local_tokenizer(config: Config) -> Any:
