@@ -159,17 +159,19 @@ def _generation_route(served: Served, endpoint: shapes.Endpoint) -> Callable[[Re
         if req.path is None and request.headers.get("x-redline-path"):
             req.path = request.headers["x-redline-path"]
         job = _Job(served, req, new_id(), asyncio.get_running_loop())
-        try:
-            await job.ready  # the prompt was rendered, or refused (unknown model, too long): nothing generated
-        except asyncio.CancelledError:  # the client left before we answered
-            job.stopped = True
-            raise
         headers = {"X-Redline-Generation": job.gid}
         if not req.stream:
             finished = await job.done
-            assert finished is not None  # the prompt was ready, and nothing stops a whole answer
+            if finished is None:
+                await job.ready  # raises why the prompt was refused (unknown model, too long)
+            assert finished is not None  # nothing stops a whole answer once its prompt is ready
             out, name = finished
             return JSONResponse(shapes.response(req, job.gid, name, out.result), headers=headers)
+        try:
+            await job.ready  # the prompt was rendered, or refused: then nothing was generated, and no header sent
+        except asyncio.CancelledError:  # the client left before we answered
+            job.stopped = True
+            raise
         return _JobStream(job, media_type=shapes.media_type(endpoint),
                           headers={**headers, "Cache-Control": "no-cache"})
 

@@ -218,9 +218,10 @@ class Engine:
         hold = max((len(s) for s in stops), default=1) - 1
         ids: list[int] = []
         logprobs: list[float] = []
-        ends: list[int] = []  # character end of each token in the decoded text
-        emitted = 0  # tokens already handed to on_tokens
-        flushed = 0.0  # when they were
+        ends: list[int] = []  # with stop strings: the character end of each token in the decoded text
+        emitted = 0  # with stop strings: tokens whose text went to on_tokens
+        sent = 0  # characters that went to on_tokens
+        flushed = 0.0  # when they last did
         finish, stopping_word, stop_at = "length", "", None
         cache_arg = self._cache_arg
         with ctx:
@@ -237,29 +238,31 @@ class Engine:
                 ids.append(tok)
                 logprobs.append(float(logp[tok]))
                 if tok in eos:
-                    ends.append(ends[-1] if ends else 0)
+                    if stops:
+                        ends.append(ends[-1] if ends else 0)
                     finish = "stop"
                     break
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                if stops:  # a stop string can only end in the new text: search from just before it (a few
-                    # characters more, since bytes completed by this token may re-decode the previous tail)
-                    tail = max(0, (ends[-1] if ends else 0) - hold - 4)
-                    hits = [(i, s) for s in stops if (i := text.find(s, tail)) >= 0]
-                    if hits:
+                due = on_tokens is not None and (not sent or time.perf_counter() - flushed >= STREAM_INTERVAL_S)
+                if stops or due:  # the text is needed only to find a stop string or to send a piece
+                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    if stops:  # a stop string can only end in the new text: search from just before it (a few
+                        # characters more, since bytes completed by this token may re-decode the previous tail)
+                        tail = max(0, (ends[-1] if ends else 0) - hold - 4)
+                        hits = [(i, s) for s in stops if (i := text.find(s, tail)) >= 0]
                         ends.append(len(text))
-                        stop_at, stopping_word = min(hits)
-                        finish = "word"
-                        break
-                ends.append(len(text))
-                if on_tokens is not None and not text.endswith("\ufffd") and \
-                        (not emitted or time.perf_counter() - flushed >= STREAM_INTERVAL_S):
-                    safe = len(text) - hold
-                    n = emitted
-                    while n < len(ids) and ends[n] <= safe:
-                        n += 1
-                    if n > emitted:
-                        on_tokens(text[(ends[emitted - 1] if emitted else 0):ends[n - 1]])
-                        emitted, flushed = n, time.perf_counter()
+                        if hits:
+                            stop_at, stopping_word = min(hits)
+                            finish = "word"
+                            break
+                    if due and not text.endswith("\ufffd"):
+                        upto = len(text)
+                        if stops:  # whole tokens only, and none that may still turn out part of a stop string
+                            while emitted < len(ids) and ends[emitted] <= len(text) - hold:
+                                emitted += 1
+                            upto = ends[emitted - 1] if emitted else 0
+                        if upto > sent:
+                            on_tokens(text[sent:upto])
+                            sent, flushed = upto, time.perf_counter()
                 inputs = torch.tensor([[tok]], device=device)
         if stop_at is not None:  # keep the tokens wholly before the stop string; the completion is their text
             keep = 0
@@ -267,10 +270,8 @@ class Engine:
                 keep += 1
             ids, logprobs = ids[:keep], logprobs[:keep]
         completion = self.tokenizer.decode(ids, skip_special_tokens=True)
-        if on_tokens is not None:
-            start = ends[emitted - 1] if emitted else 0
-            if len(completion) > start:
-                on_tokens(completion[start:])
+        if on_tokens is not None and len(completion) > sent:
+            on_tokens(completion[sent:])
         n_gen = len(ids)
         return Output(Result(completion, finish, len(prep.ids), n_gen, stopping_word), ids, logprobs)  # type: ignore[arg-type]
 
