@@ -202,7 +202,7 @@ class Proxy:
         await asyncio.to_thread(self.record, req, gid, completion)
 
     def record(self, req: GenRequest, gid: str, completion: str, *, store: Any = None) -> None:
-        store = store or self.store
+        store = self.store if store is None else store
         meta: dict[str, Any] = {"endpoint": req.endpoint, "upstream": self.upstream, "proxy": True, **req.meta}
         adapter_version = meta.pop("adapter_version", None)
         if req.path:
