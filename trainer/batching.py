@@ -59,40 +59,17 @@ def completion_logits(model: Any, batch: Batch) -> torch.Tensor:
     return out.logits
 
 
-def decoder_hidden(model: Any, batch: Batch) -> torch.Tensor:
-    """Final hidden states [B, L, H] of every position. LoRA layers and `disable_adapter` act as usual: they
-    live inside the decoder."""
+def completion_hidden(model: Any, batch: Batch) -> torch.Tensor:
+    """Final hidden states [N, H] at the N positions that predict a real completion token, row by row (the
+    order of `batch.completion_ids[batch.completion_mask]`). LoRA layers and `disable_adapter` act as usual:
+    they live inside the decoder."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     out = base.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                              position_ids=batch.position_ids, use_cache=False)
-    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-
-
-def at_completion(hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """[N, H] at the N positions that predict a real completion token, row by row (the order of
-    `batch.completion_ids[batch.completion_mask]`)."""
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
     c = batch.completion_ids.shape[1]
     width = hidden.shape[1]
     return hidden[:, width - c - 1:width - 1][batch.completion_mask]
-
-
-def completion_hidden(model: Any, batch: Batch) -> torch.Tensor:
-    """Final hidden states [N, H] at the N positions that predict a real completion token (see `at_completion`)."""
-    return at_completion(decoder_hidden(model, batch), batch)
-
-
-def prompt_positions(batch: Batch, last: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask [B, L], ids [M]): the last `last` positions of each row that predict a prompt token, and the
-    tokens they predict, row by row."""
-    width = batch.input_ids.shape[1]
-    lengths = batch.attention_mask.sum(-1)  # prompt + completion per row
-    comp = batch.completion_mask.sum(-1)
-    col = torch.arange(width, device=batch.input_ids.device).unsqueeze(0)
-    end = width - comp.unsqueeze(1) - 1  # the position that predicts the first completion token
-    start = torch.maximum(width - lengths.unsqueeze(1), end - last)
-    mask = (col >= start) & (col < end)
-    ids = batch.input_ids[:, 1:][mask[:, :-1]]
-    return mask, ids
 
 
 class OutputHead:

@@ -67,9 +67,6 @@ class TrainConfig:
     max_feedback_chars: int = 2000
     #: records whose feedback only says "passed" are kept as anchors (teacher = student context)
     use_passed_anchors: bool = True
-    #: weight of a second divergence, on the last prompt positions of every record, to the base model's own
-    #: predictions there (an anchor every record has, against forgetting); 0 = off
-    prompt_anchor: float = 0.0
     #: the teacher: "base" (the base weights, adapter disabled) or "ema" (base + an EMA copy of the student's LoRA)
     teacher: str = "base"
     ema_rate: float = 0.05
@@ -242,7 +239,6 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("max_length", lambda v: _is_int(v, 16), "an integer ≥ 16 (tokens)"),
     _int_rule("max_feedback_chars", 1),
     ("use_passed_anchors", lambda v: isinstance(v, bool), "true or false"),
-    ("prompt_anchor", lambda v: _is_num(v) and v >= 0, "a number ≥ 0"),
     ("teacher", lambda v: v in ("base", "ema"), "'base' or 'ema'"),
     ("ema_rate", lambda v: _is_num(v) and 0.0 < v <= 1.0, "a number in (0, 1]"),
     ("on_policy_ratio", lambda v: _is_num(v) and 0.0 <= v <= 1.0, "a fraction in [0, 1]"),

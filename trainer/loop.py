@@ -24,15 +24,12 @@ from redline.records import utc_now
 from redline.trainer.baselines import Checker, require_checker, sft_pairs
 from redline.trainer.batching import (
     OutputHead,
-    at_completion,
     collate,
     completion_hidden,
-    decoder_hidden,
     lr_lambda,
     micro_batches,
     padding_waste,
     planned_steps,
-    prompt_positions,
     schedule,
 )
 from redline.trainer.checkpoint import Checkpointer
@@ -47,9 +44,6 @@ from redline.trainer.model import attach_lora, fit_to_model, load_base
 from redline.trainer.plan import memory_budget, model_shape, plan_memory
 from redline.trainer.teacher import EmaTeacher
 from redline.trainer.throughput import Throughput
-
-#: prompt positions per record that `prompt_anchor` keeps close to the base model (the ones nearest the answer)
-ANCHOR_POSITIONS = 64
 
 log = logging.getLogger("redline.trainer")
 
@@ -252,22 +246,13 @@ def distill_loss(model: Any, pairs: Sequence[Pair], config: TrainConfig, pad_id:
     model.eval()
     with torch.no_grad(), (ema.active() if ema is not None else model.disable_adapter()):
         t_hidden = completion_hidden(model, teacher)
-        if config.prompt_anchor:
-            base_hidden = decoder_hidden(model, student)
     model.train()
-    s_full = decoder_hidden(model, student)
-    s_hidden = at_completion(s_full, student)
+    s_hidden = completion_hidden(model, student)
     ids = student.completion_ids[student.completion_mask]
     div, logp = chunked_divergence(s_hidden, t_hidden, OutputHead(model), ids, alpha=config.alpha,
                                    top_k=config.top_k)
     weights = _off_policy_weights(pairs, logp, student.completion_mask, config, parent_version)
     loss = (div if weights is None else div * weights).mean() if div.numel() else s_hidden.sum() * 0.0
-    if config.prompt_anchor:  # the base model's own predictions on the prompt, kept (against forgetting)
-        where, p_ids = prompt_positions(student, ANCHOR_POSITIONS)
-        if p_ids.numel():
-            anchor, _ = chunked_divergence(s_full[where], base_hidden[where], OutputHead(model), p_ids,
-                                           alpha=config.alpha, top_k=config.top_k)
-            loss = loss + config.prompt_anchor * anchor.mean()
     n = int(div.numel())
     return loss, float(div.detach().sum()) / max(1, n), n
 
