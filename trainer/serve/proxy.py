@@ -68,7 +68,7 @@ class Proxy:
     #: the upstream is vLLM: OpenAI requests are routed to the promoted adapter, loaded under a versioned name
     vllm: bool = False
     #: the connection pool every upstream call goes through; generation requests call it directly (a plain
-    #: forward needs none of the client's cookies, redirects or auth, which were a third of the proxy's own work)
+    #: forward needs none of the client's cookie, redirect or auth handling, which cost on every request)
     transport: httpx.AsyncBaseTransport = field(default_factory=httpx.AsyncHTTPTransport)
     #: the queue again, waiting at most a few ms for its lock: rows written on the event loop (see `_write`)
     quick_store: Any = None
