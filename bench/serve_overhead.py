@@ -3,8 +3,9 @@
 1. The embedded server against plain `model.generate` on the same model, device and prompts (greedy, so both
    write the same tokens): time per answer, tokens/s and time to the first token. The server is a real
    `redline serve` process reached over loopback HTTP (streamed, recorded in the ledger); `generate` runs in
-   this process. The two alternate prompt by prompt so a busy machine slows both alike. Goal: ≤ 1.1× the time.
-   The same answers not streamed are timed too: the difference is what streaming costs.
+   this process. The arms take turns prompt by prompt, in rotation, so a busy machine slows all alike and each
+   follows each other equally often (an arm run right after `generate` pays for torch's threads still spinning).
+   Goal: ≤ 1.1× the time. The same answers not streamed are timed too: the difference is what streaming costs.
    Two models: the demo's tiny model (~3 ms a token on a CPU, so every fixed cost of a request shows, and on a
    2-core box the server's event loop competes with torch's threads for the cores), and a random-weight
    58M-parameter Llama built here with the same tokenizer, whose ~30 ms a token on such a CPU is what a 7B
@@ -175,8 +176,11 @@ def server_vs_plain(model_path: str, tmp: Path, tokens: int, rounds: int) -> dic
             for r in range(rounds):
                 for i, prompt in enumerate(PROMPTS):
                     got: dict[str, Any] = {}
-                    names = ("server", "whole", "plain")
-                    for name in (names if (r + i) % 2 == 0 else names[::-1]):
+                    # rotate, so each arm follows each other arm equally often: what runs just before an arm
+                    # matters on a small machine (torch's threads spin a while after `generate` returns)
+                    k = (r * len(PROMPTS) + i) % 3
+                    names = ("server", "whole", "plain")[k:] + ("server", "whole", "plain")[:k]
+                    for name in names:
                         got[name] = served(client, url, prompt, tokens) if name == "server" else \
                             served_whole(client, url, prompt, tokens) if name == "whole" else \
                             plain(model, tok, prompt, tokens)
