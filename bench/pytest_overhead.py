@@ -3,11 +3,11 @@
 Generates a project of model-written code (one recorded generation per function, as the language server would
 record them) and a 2,000-test suite over it where 10% of the tests fail (half inside the generated code, half on
 a wrong result), then times whole `pytest` runs without the plugin (`-p no:redline`) and with it (`--redline`),
-interleaved in pairs. Goal: ≤ 1.03, read on the median of the per-pair ratios: on a shared machine the same run
-varies by a third from one minute to the next, and the ratio of the best times is printed beside it but hangs on
-one lucky run. CPU time (user + system of pytest and its children, including the plugin's writer process, from
-`getrusage`) is printed too: it is what the plugin costs in total, most of it on another core while the tests
-run.
+interleaved in pairs (each arm first in every other pair). Goal: ≤ 1.03, read on the median of the per-pair
+ratios: on a shared machine the same run varies by a third from one minute to the next, and the ratio of the
+best times is printed beside it but hangs on one lucky run. CPU time (user + system of pytest and its
+children, including the plugin's writer process, from `getrusage`) is printed too: it is what the plugin costs
+in total, most of it on another core while the tests run.
 
 `--edit-spans K` makes it a real git repository, records the spans at its commit and then has a human add a line
 inside K of the generated functions (so attribution maps them through `git diff`); `--trace` adds
@@ -170,14 +170,17 @@ def main() -> None:
         timed(off, root, env)  # warm the file cache and bytecode
         runs: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
         summary = ""
-        for _ in range(args.repeat):
+        for k in range(args.repeat):
             for suffix in ("-wal", "-shm", ""):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
             shutil.copy(pristine, db)  # every plugin run records into the same starting queue
-            runs["without"].append(timed(off, root, env)[:2])
-            *measured, out = timed(on, root, env)
-            runs["with"].append((measured[0], measured[1]))
-            summary = next((line for line in out.splitlines() if line.startswith("redline:")), "(no summary)")
+            for arm in (("without", "with") if k % 2 == 0 else ("with", "without")):  # neither always goes second
+                if arm == "without":
+                    runs["without"].append(timed(off, root, env)[:2])
+                    continue
+                *measured, out = timed(on, root, env)
+                runs["with"].append((measured[0], measured[1]))
+                summary = next((line for line in out.splitlines() if line.startswith("redline:")), "(no summary)")
         for name, values in runs.items():
             wall, cpu = [v[0] for v in values], [v[1] for v in values]
             print(f"{name + ' plugin:':16} wall best {min(wall):.2f}s median {statistics.median(wall):.2f}s | "
