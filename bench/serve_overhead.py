@@ -114,14 +114,14 @@ async def proxy_in_process(config: Any, store: Any, n: int) -> tuple[list[float]
     """(direct, through the proxy) seconds per answer, all in this process (see the module doc)."""
     import httpx
 
-    from redline.trainer.serve.proxy import Proxy, _quick_store, build_proxy_app
+    from redline.trainer.serve.proxy import Proxy, build_proxy_app, open_quick_store
 
     answer = {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "m",
               "choices": [{"index": 0, "text": "    return 1", "finish_reason": "stop", "logprobs": None}]}
     mock = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
     upstream = httpx.AsyncClient(transport=mock)
     px = Proxy(config=config, store=store, upstream="http://upstream", upstream_models={"m": "m"}, base_model=None,
-               transport=mock, quick_store=_quick_store(config))  # as `Proxy.start` sets it up
+               transport=mock, quick_store=open_quick_store(config))  # as `Proxy.start` sets it up
     body = {"prompt": "def f():\n", "max_tokens": 8, "temperature": 0}
     direct, via = [], []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_proxy_app(px)),

@@ -99,14 +99,14 @@ def test_proxy_writes_on_the_loop_and_waits_in_a_thread_when_the_queue_is_locked
 
     from redline.config import load_config
     from redline.queue import open_store
-    from redline.trainer.serve.proxy import Proxy, _quick_store, build_proxy_app
+    from redline.trainer.serve.proxy import Proxy, build_proxy_app, open_quick_store
 
     (tmp_path / ".git").mkdir()
     monkeypatch.setenv("REDLINE_HOME", str(tmp_path / "home"))
     config = load_config(tmp_path)
     store = open_store(config)
     answer = {"choices": [{"index": 0, "text": "    return 1", "finish_reason": "stop"}]}
-    proxy = Proxy(config, store, "http://up", {"m": "m"}, None, quick_store=_quick_store(config),
+    proxy = Proxy(config, store, "http://up", {"m": "m"}, None, quick_store=open_quick_store(config),
                   transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer)))
     threads: list[str] = []
     record = proxy.record

@@ -94,7 +94,7 @@ class Proxy:
             raise ConfigError(f"the upstream serves {', '.join(models.values()) or 'no model'} but this repo's adapter "
                               f"is for {base}", fix="point --upstream at a server running that base model")
         return cls(config, store, upstream, models, base, max_body, _local_tokenizer(config), is_vllm(upstream),
-                   quick_store=_quick_store(config))
+                   quick_store=open_quick_store(config))
 
     def vllm_adapter(self) -> tuple[str, str] | None:
         """(version, served name) of the promoted adapter, loaded into the vLLM upstream on first use.
@@ -264,7 +264,7 @@ def base_model(config: Config) -> str | None:
     return config.model
 
 
-def _quick_store(config: Config) -> Any:
+def open_quick_store(config: Config) -> Any:
     """The queue with a 5 ms lock wait, or None when it cannot be opened now (every row then takes a thread)."""
     from redline.queue import open_store
 
