@@ -56,3 +56,13 @@ def make_feedback(generation_id: str | None, i: int = 0, **kw: object) -> Feedba
     }
     fields.update(kw)
     return Feedback(**fields)  # type: ignore[arg-type]
+
+
+def stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Terminate a server process the test started; kill it if it does not go within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -21,6 +21,7 @@ import pytest
 
 from redline.config import load_config
 from redline.queue import open_store
+from tests.core.helpers import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 EXT = ROOT / "editors" / "vscode"
@@ -76,15 +77,6 @@ def wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float) -> s
             return line
     proc.kill()
     raise AssertionError(f"no {marker!r} within {timeout}s: {''.join(seen)[-3000:]}")
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def workspace(tmp_path: Path, model: Path | None) -> Path:

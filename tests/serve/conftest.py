@@ -20,6 +20,7 @@ from redline.config import Config, load_config
 from redline.queue import open_store
 from redline.records import Generation
 from redline.trainer.registry import AdapterRegistry
+from tests.core.helpers import stop
 
 REDLINE = [sys.executable, "-m", "redline"]
 
@@ -127,15 +128,6 @@ def _drain(proc: subprocess.Popen[bytes]) -> None:
 
     for stream in (proc.stdout, proc.stderr):
         threading.Thread(target=pump, args=(stream,), daemon=True).start()
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
