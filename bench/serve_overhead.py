@@ -5,11 +5,11 @@
    `redline serve` process reached over loopback HTTP (streamed, recorded in the ledger); `generate` runs in
    this process. The arms take turns prompt by prompt, in rotation, so a busy machine slows all alike and each
    follows each other equally often (an arm run right after `generate` pays for torch's threads still spinning).
-   Goal: ≤ 1.1× the time. The same answers not streamed are timed too: the difference is what streaming costs.
-   Two models: the demo's tiny model (~3 ms a token on a CPU, so every fixed cost of a request shows, and on a
-   2-core box the server's event loop competes with torch's threads for the cores), and a random-weight
-   58M-parameter Llama built here with the same tokenizer, whose ~30 ms a token on such a CPU is what a 7B
-   model gives on a 24 GB card: the overhead a user would feel. `--model` (repeatable) replaces both.
+   Goal: ≤ 1.1× the time. The same answers not streamed are timed too: the difference, per answer, is what
+   streaming costs. Two models: the demo's tiny model (~2 ms a token on a CPU, so every fixed cost of a request
+   shows, and its decoding is Python-bound, so the server's event loop competes with it for the GIL), and a
+   random-weight 58M-parameter Llama built here with the same tokenizer, whose ~20 ms a token on such a CPU is
+   what a 7B model gives on a 24 GB card: the overhead a user would feel. `--model` (repeatable) replaces both.
 2. `redline proxy`: the latency it adds on loopback (direct vs through the proxy, one token per answer,
    alternating), p50 and p99. Goal: p99 ≤ 2 ms added. Measured in front of `redline serve` with the tiny model
    (on a 2-core box the proxy's work then competes with torch's threads for the cores, so the figure includes
