@@ -6,6 +6,7 @@ the tiny model was pretrained with, so this measures Redline's defaults on a mod
 
     python bench/import_path.py                 # world-0-0, 96 records, seed 0
     python bench/import_path.py --n 64 --repo 1
+    python bench/import_path.py --train epochs=5  # an experiment: a [train] setting added to redline.toml
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=int, default=0, help="which world repository (0-based)")
     parser.add_argument("--n", type=int, default=96, help="feedback records to import")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [train] setting for redline.toml, VALUE in TOML (e.g. epochs=5); repeatable")
     args = parser.parse_args(argv)
+    extra = "".join(f"{key.strip()} = {value.strip()}\n" for key, _, value in (s.partition("=") for s in args.train))
     model = build_or_load_model()
     repo = make_repos(args.repo + 1, 0)[args.repo]
     records = make_records(model, repo, args.n, seed=args.seed)
@@ -51,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         sample.mkdir()
         subprocess.run(["git", "init", "-q"], cwd=sample, check=True)
         (sample / "redline.toml").write_text(
-            f'[train]\nhindsight = "template"\ntemplate = {json.dumps(HINDSIGHT_TEMPLATE)}\n', encoding="utf-8")
+            f'[train]\nhindsight = "template"\ntemplate = {json.dumps(HINDSIGHT_TEMPLATE)}\n{extra}', encoding="utf-8")
         write_jsonl(records, sample.parent / "records.jsonl")
         print(redline(sample, "import", str(sample.parent / "records.jsonl")).strip())
         train_out = redline(sample, "train", "--model", str(model))
         print("\n".join(line for line in train_out.splitlines() if line.strip()))
         adapter = next((Path(tmp) / "home").rglob("versions/v0001"))
-        print(f"\n{repo.id}, {args.n} imported records, trainer defaults + template")
+        print(f"\n{repo.id}, {args.n} imported records, trainer defaults + template"
+              + "".join(f" + {s}" for s in args.train))
         for name, path in (("base", None), ("adapter", adapter)):
             held = pass_rate(model, path, repo, repo.heldout_tasks)
             unchanged = pass_rate(model, path, repo, repo.unchanged_tasks)
