@@ -7,7 +7,7 @@
    follows each other equally often (an arm run right after `generate` pays for torch's threads still spinning).
    Goal: ≤ 1.1× the time. The same answers not streamed are timed too: the difference, per answer, is what
    streaming costs. Two models: the demo's tiny model (~2 ms a token on a CPU, so every fixed cost of a request
-   shows, and its decoding is Python-bound, so the server's event loop competes with it for the GIL), and a
+   shows, and on a 2-core box the client, the event loop and the model share the cores), and a
    random-weight 58M-parameter Llama built here with the same tokenizer, whose ~20 ms a token on such a CPU is
    what a 7B model gives on a 24 GB card: the overhead a user would feel. `--model` (repeatable) replaces both.
 2. `redline proxy`: the latency it adds on loopback (direct vs through the proxy, one token per answer,
