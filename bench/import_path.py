@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                         help="a [train] setting for redline.toml, VALUE in TOML (e.g. epochs=5); repeatable")
     args = parser.parse_args(argv)
+    bad = [s for s in args.train if not s.partition("=")[2].strip()]
+    if bad:
+        parser.error(f"--train {bad[0]!r}: expected KEY=VALUE with a TOML value, e.g. epochs=5")
     extra = "".join(f"{key.strip()} = {value.strip()}\n" for key, _, value in (s.partition("=") for s in args.train))
     model = build_or_load_model()
     repo = make_repos(args.repo + 1, 0)[args.repo]
