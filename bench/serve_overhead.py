@@ -3,23 +3,27 @@
 1. The embedded server against plain `model.generate` on the same model, device and prompts (greedy, so both
    write the same tokens): time per answer, tokens/s and time to the first token. The server is a real
    `redline serve` process reached over loopback HTTP (streamed, recorded in the ledger); `generate` runs in
-   this process. The arms take turns prompt by prompt, in rotation, so a busy machine slows all alike and each
-   follows each other equally often (an arm run right after `generate` pays for torch's threads still spinning).
-   Goal: ≤ 1.1× the time. The same answers not streamed are timed too: the difference, per answer, is what
-   streaming costs. Two models: the demo's tiny model (~2 ms a token on a CPU, so every fixed cost of a request
-   shows, and on a 2-core box the client, the event loop and the model share the cores), and a
-   random-weight 58M-parameter Llama built here with the same tokenizer, whose ~20 ms a token on such a CPU is
-   what a 7B model gives on a 24 GB card: the overhead a user would feel. `--model` (repeatable) replaces both.
+   this process. The arms take turns prompt by prompt, in a fresh random order each time, so a busy machine slows
+   all alike and no arm always runs just after another (one that runs right after `generate` pays for torch's
+   threads still spinning; a fixed rotation once put the streamed arm there every time). Goal: ≤ 1.1× the time.
+   The client is the standard library's `http.client`, reading a stream line by line, about as light as the curl
+   that llama.vim and minuet-ai.nvim use: on a 2-core machine the client's own work runs beside the model, so
+   a heavy client is charged to the server. The same answers not streamed are timed too (the difference is what
+   streaming costs), and streamed again read with httpx's `iter_lines` (the difference is that client's own
+   work). Two models: the demo's tiny model (~2 ms a token on a CPU, so every fixed cost of a request shows),
+   and a random-weight 58M-parameter Llama built here with the same tokenizer, whose ~20 ms a token on such a CPU
+   is what a 7B model gives on a 24 GB card: the overhead a user would feel. `--model` (repeatable) replaces
+   both.
 2. `redline proxy`: the latency it adds on loopback (direct vs through the proxy, one token per answer,
-   alternating), p50 and p99. Goal: p99 ≤ 2 ms added. Measured in front of `redline serve` with the tiny model
-   (on a 2-core box the proxy's work then competes with torch's threads for the cores, so the figure includes
-   that contention); in front of an upstream process that answers at once (the proxy's own cost across real
-   processes and sockets), beside a bare forwarder on the same stack in its place (the floor: what one more
-   HTTP hop through Starlette and httpx costs on this machine); and in one process, its ASGI app called
-   directly in front of an httpx MockTransport upstream, against calling that upstream directly — parsing,
-   forwarding, recording in the ledger and re-marking the answer, without the hops.
+   alternating, the same `http.client` client), p50 and p99. Goal: p99 ≤ 2 ms added. Measured in front of
+   `redline serve` with the tiny model (on a 2-core box the proxy's work then competes with torch's threads for
+   the cores, so the figure includes that contention); in front of an upstream process that answers at once (the
+   proxy's own cost across real processes and sockets), beside a bare forwarder on the same stack in its place
+   (the floor: what one more HTTP hop through Starlette and httpx costs on this machine); and in one process, its
+   ASGI app called directly in front of an httpx MockTransport upstream, against calling that upstream directly —
+   parsing, forwarding, recording in the ledger and re-marking the answer, without the hops.
 
-    python bench/serve_overhead.py [--model DIR ...] [--tokens 64] [--rounds 5] [--proxy-requests 300]
+    python bench/serve_overhead.py [--model DIR ...] [--tokens 64] [--rounds 5] [--proxy-requests 1000]
                                    [--json bench/out/serve_overhead.json]
 """
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -71,25 +76,63 @@ def start(cmd: list[str], repo: Path, env: dict[str, str], ready: str) -> tuple[
             raise SystemExit(f"`{' '.join(cmd[:5])}` did not start")
 
 
-def served(client: Any, url: str, prompt: str, tokens: int) -> tuple[float, float, int]:
-    """(seconds to the last byte, seconds to the first token, tokens) for one streamed answer."""
+class Lean:
+    """A keep-alive HTTP/1.1 client from the standard library, reading a stream line by line: about as little
+    work per answer as curl does for llama.vim and minuet-ai.nvim. On a 2-core machine the client's own parsing
+    runs beside the model, so a heavy client makes the server look slower than it is; httpx is timed too."""
+
+    def __init__(self, url: str) -> None:
+        import http.client
+
+        host, _, port = url.split("//", 1)[1].partition(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=600)
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[float, float, str]:
+        """(seconds to the last byte, seconds to the first streamed token, generation id)."""
+        import http.client
+
+        data = json.dumps(body).encode()
+        for attempt in (1, 2):  # the server closes a connection idle for 5 s: then reconnect, and time that try
+            t0 = time.perf_counter()
+            try:
+                self.conn.request("POST", path, data, {"Content-Type": "application/json"})
+                r = self.conn.getresponse()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        first = None
+        if body.get("stream"):
+            while line := r.readline():
+                if first is None and line.startswith(b"data: {"):
+                    first = time.perf_counter() - t0
+        r.read()
+        total = time.perf_counter() - t0
+        assert r.status == 200, r.status
+        return total, first or total, r.getheader("x-redline-generation") or ""
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def served(client: Lean, prompt: str, tokens: int) -> tuple[float, float, str]:
+    """(seconds to the last byte, seconds to the first token, generation id) for one streamed answer."""
+    return client.post("/v1/completions", {"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True})
+
+
+def served_whole(client: Lean, prompt: str, tokens: int) -> float:
+    """Seconds for the same answer not streamed: what streaming itself costs is the difference."""
+    return client.post("/v1/completions", {"prompt": prompt, "max_tokens": tokens, "temperature": 0})[0]
+
+
+def served_httpx(client: Any, url: str, prompt: str, tokens: int) -> float:
+    """Seconds for the same answer streamed and read with httpx (`iter_lines`), a heavier Python client."""
     body = {"prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True}
     t0 = time.perf_counter()
-    first = None
     with client.stream("POST", url + "/v1/completions", json=body) as r:
-        for line in r.iter_lines():
-            if first is None and line.startswith("data: {"):
-                first = time.perf_counter() - t0
-    total = time.perf_counter() - t0
-    gid = r.headers["x-redline-generation"]
-    return total, first or total, gid
-
-
-def served_whole(client: Any, url: str, prompt: str, tokens: int) -> float:
-    """Seconds for the same answer not streamed: what streaming itself costs is the difference."""
-    body = {"prompt": prompt, "max_tokens": tokens, "temperature": 0}
-    t0 = time.perf_counter()
-    assert client.post(url + "/v1/completions", json=body).status_code == 200
+        for _ in r.iter_lines():
+            pass
     return time.perf_counter() - t0
 
 
@@ -169,27 +212,32 @@ def server_vs_plain(model_path: str, tmp: Path, tokens: int, rounds: int) -> dic
         model, tok = load_base(model_path)
         store = open_store(load_config(repo, env={"REDLINE_HOME": env["REDLINE_HOME"]}))
         rows: list[dict[str, Any]] = []
+        lean = Lean(url)
+        arms = ("server", "whole", "httpx", "plain")
+        order = random.Random(0)
         with httpx.Client(timeout=600) as client:
-            for prompt in PROMPTS[:2]:  # warm both paths (first CUDA kernels, first HTTP connection)
-                served(client, url, prompt, tokens)
+            for prompt in PROMPTS[:2]:  # warm every path (first CUDA kernels, first HTTP connections)
+                served(lean, prompt, tokens)
+                served_httpx(client, url, prompt, tokens)
                 plain(model, tok, prompt, tokens)
-            for r in range(rounds):
+            for _ in range(rounds):
                 for i, prompt in enumerate(PROMPTS):
                     got: dict[str, Any] = {}
-                    # rotate, so each arm follows each other arm equally often: what runs just before an arm
-                    # matters on a small machine (torch's threads spin a while after `generate` returns)
-                    k = (r * len(PROMPTS) + i) % 3
-                    names = ("server", "whole", "plain")[k:] + ("server", "whole", "plain")[:k]
-                    for name in names:
-                        got[name] = served(client, url, prompt, tokens) if name == "server" else \
-                            served_whole(client, url, prompt, tokens) if name == "whole" else \
+                    # a fresh random order every time: what runs just before an arm matters on a small machine
+                    # (torch's threads spin a while after `generate` returns and take a core from the server), and
+                    # a rotation would keep the same arm always just after `generate`
+                    for name in order.sample(arms, len(arms)):
+                        got[name] = served(lean, prompt, tokens) if name == "server" else \
+                            served_whole(lean, prompt, tokens) if name == "whole" else \
+                            served_httpx(client, url, prompt, tokens) if name == "httpx" else \
                             plain(model, tok, prompt, tokens)
                     s_total, s_first, gid = got["server"]
                     p_total, p_first, p_n = got["plain"]
                     rows.append({"prompt": i, "server_s": s_total, "server_ttft_s": s_first,
                                  "server_tokens": len(store.get_generation(gid).token_ids or []),
-                                 "server_unstreamed_s": got["whole"],
+                                 "server_unstreamed_s": got["whole"], "server_httpx_s": got["httpx"],
                                  "plain_s": p_total, "plain_ttft_s": p_first, "plain_tokens": p_n})
+        lean.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -201,6 +249,8 @@ def server_vs_plain(model_path: str, tmp: Path, tokens: int, rounds: int) -> dic
         "server_tokens_per_s": s_tok / s_time, "plain_tokens_per_s": p_tok / p_time,
         "time_ratio": (s_time / s_tok) / (p_time / p_tok),
         "unstreamed_time_ratio": sum(r["server_unstreamed_s"] for r in rows) / p_time,
+        "httpx_time_ratio": sum(r["server_httpx_s"] for r in rows) / p_time,
+        "httpx_cost_ms_p50": 1e3 * statistics.median(r["server_httpx_s"] - r["server_s"] for r in rows),
         "stream_cost_ms_p50": 1e3 * statistics.median(r["server_s"] - r["server_unstreamed_s"] for r in rows),
         "server_ttft_ms_p50": 1e3 * statistics.median(r["server_ttft_s"] for r in rows),
         "plain_ttft_ms_p50": 1e3 * statistics.median(r["plain_ttft_s"] for r in rows),
@@ -303,19 +353,18 @@ uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 def hop_latency(url: str, purl: str, requests: int) -> tuple[list[float], list[float]]:
     """(direct, through the proxy) seconds per one-token answer, alternating which goes first."""
-    import httpx
-
     direct, via = [], []
     body = {"prompt": "def f():\n", "max_tokens": 1, "temperature": 0}
-    with httpx.Client(timeout=120) as client:
-        for _ in range(20):
-            client.post(url + "/v1/completions", json=body)
-            client.post(purl + "/v1/completions", json=body)
-        for k in range(requests):
-            for target, sink in ([(url, direct), (purl, via)] if k % 2 else [(purl, via), (url, direct)]):
-                t0 = time.perf_counter()
-                assert client.post(target + "/v1/completions", json=body).status_code == 200
-                sink.append(time.perf_counter() - t0)
+    to_upstream, to_proxy = Lean(url), Lean(purl)
+    for _ in range(20):
+        to_upstream.post("/v1/completions", body)
+        to_proxy.post("/v1/completions", body)
+    for k in range(requests):
+        for client, sink in ([(to_upstream, direct), (to_proxy, via)] if k % 2 else
+                             [(to_proxy, via), (to_upstream, direct)]):
+            sink.append(client.post("/v1/completions", body)[0])
+    to_upstream.close()
+    to_proxy.close()
     return direct, via
 
 
@@ -331,7 +380,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", help="model folder (repeatable; default: see the module doc)")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--proxy-requests", type=int, default=300)
+    ap.add_argument("--proxy-requests", type=int, default=1000)
     ap.add_argument("--json", default=str(ROOT / "bench/out/serve_overhead.json"))
     args = ap.parse_args()
 
@@ -350,6 +399,8 @@ def main() -> None:
               f" → server time per token {run['time_ratio']:.2f}× generate's (goal ≤ 1.1×); the same answers "
               f"not streamed {run['unstreamed_time_ratio']:.2f}×; streaming's own cost (streamed - unstreamed, "
               f"same prompt) p50 {run['stream_cost_ms_p50']:+.2f} ms an answer")
+        print(f"  read with httpx instead (iter_lines): {run['httpx_time_ratio']:.2f}×, the client's own work "
+              f"p50 {run['httpx_cost_ms_p50']:+.2f} ms an answer")
         print(f"  time to first token p50: server {run['server_ttft_ms_p50']:.1f} ms (over HTTP), "
               f"plain {run['plain_ttft_ms_p50']:.1f} ms")
     for label, what in (("serve", "proxy in front of `redline serve` (tiny model)"),
