@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -82,15 +83,11 @@ class Lean:
     runs beside the model, so a heavy client makes the server look slower than it is; httpx is timed too."""
 
     def __init__(self, url: str) -> None:
-        import http.client
-
         host, _, port = url.split("//", 1)[1].partition(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=600)
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[float, float, str]:
         """(seconds to the last byte, seconds to the first streamed token, generation id)."""
-        import http.client
-
         data = json.dumps(body).encode()
         for attempt in (1, 2):  # the server closes a connection idle for 5 s: then reconnect, and time that try
             t0 = time.perf_counter()
