@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair, encode, render_teacher, student_prompt_ids
+from redline.trainer.contexts import Pair, build_pair, encode, student_prompt_ids
 from redline.trainer.data import TrainingExample
 from redline.trainer.errors import TrainError
-from redline.trainer.feedback_text import aggregate, correction_of, is_passed
+from redline.trainer.feedback_text import correction_of, is_passed
 from redline.trainer.generation import decode, sample_ids
+from redline.trainer.revisions import rewrite_budget, teacher_rewrites
 
 log = logging.getLogger("redline.trainer")
 
@@ -72,19 +73,15 @@ def _edit_pairs(tokenizer: Any, examples: Sequence[TrainingExample], config: Tra
 def _revision_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig
                     ) -> list[Pair]:
     pairs = []
-    for i, ex in enumerate(examples):
-        feedback = aggregate(ex.feedback, max_chars=config.max_feedback_chars)
-        if not feedback:
+    for i, (ex, revision) in enumerate(zip(examples, teacher_rewrites(model, tokenizer, examples, config),
+                                           strict=True)):
+        if revision is None:
             # an accepted attempt is its own target: the same anchors self-distillation gets
             if config.use_passed_anchors and ex.feedback and is_passed(ex.feedback):
                 pair = build_pair(tokenizer, i, ex.generation, ex.feedback, config)
                 if pair is not None:
                     pairs.append(pair)
             continue
-        text, special = render_teacher(tokenizer, ex.generation, feedback, config)
-        prompt = encode(tokenizer, text, special)[-(config.max_length // 2):]
-        budget = _budget(ex, config, len(prompt))
-        revision = sample_ids(model, tokenizer, prompt, max_new_tokens=budget, greedy=True)[0]
         pair = _sft_pair(tokenizer, i, ex, revision, config)
         if pair is not None:
             pairs.append(pair)
@@ -97,7 +94,7 @@ def _scalar_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
     pairs, tried = [], 0
     for i, ex in enumerate(examples):
         prompt = student_prompt_ids(tokenizer, ex.generation)
-        budget = _budget(ex, config, len(prompt))
+        budget = rewrite_budget(ex, config, len(prompt))
         for ids in sample_ids(model, tokenizer, prompt, max_new_tokens=budget, greedy=False, n=config.scalar_k,
                               temperature=config.scalar_temperature):
             tried += 1
@@ -107,13 +104,3 @@ def _scalar_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
                     pairs.append(pair)
     log.info("scalar: %d of %d samples passed the checker", len(pairs), tried)
     return pairs
-
-
-def _budget(ex: TrainingExample, config: TrainConfig, prompt_len: int) -> int:
-    """New tokens a baseline may sample: `revision_max_new_tokens`, but no more than the recorded attempt was
-    allowed (its `sampling.max_new_tokens`) and no more than fits in `max_length`."""
-    budget = min(config.revision_max_new_tokens, config.max_length - prompt_len)
-    recorded = (ex.generation.sampling or {}).get("max_new_tokens")
-    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded > 0:
-        budget = min(budget, recorded)
-    return max(1, budget)

@@ -67,6 +67,9 @@ class TrainConfig:
     max_feedback_chars: int = 2000
     #: records whose feedback only says "passed" are kept as anchors (teacher = student context)
     use_passed_anchors: bool = True
+    #: self-distill also scores the hindsight teacher's own greedy rewrite of each failed attempt, in the same step
+    #: as the attempt (one batched generation per failed record before training; `revisions.py`)
+    use_revisions: bool = True
     #: the teacher: "base" (the base weights, adapter disabled) or "ema" (base + an EMA copy of the student's LoRA)
     teacher: str = "base"
     ema_rate: float = 0.05
@@ -239,6 +242,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("max_length", lambda v: _is_int(v, 16), "an integer ≥ 16 (tokens)"),
     _int_rule("max_feedback_chars", 1),
     ("use_passed_anchors", lambda v: isinstance(v, bool), "true or false"),
+    ("use_revisions", lambda v: isinstance(v, bool), "true or false"),
     ("teacher", lambda v: v in ("base", "ema"), "'base' or 'ema'"),
     ("ema_rate", lambda v: _is_num(v) and 0.0 < v <= 1.0, "a number in (0, 1]"),
     ("on_policy_ratio", lambda v: _is_num(v) and 0.0 <= v <= 1.0, "a fraction in [0, 1]"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -39,3 +40,50 @@ def decode(tokenizer: Any, ids: list[int]) -> str:
     if eos is not None and ids and ids[-1] == eos:
         ids = ids[:-1]
     return tokenizer.decode(ids, skip_special_tokens=True)
+
+
+@torch.no_grad()
+def greedy_ids(model: Any, tokenizer: Any, prompts: Sequence[list[int]], budgets: Sequence[int], *,
+               batch_size: int = 8, on_batch: Callable[[int], None] | None = None) -> list[list[int]]:
+    """Greedy continuations of many prompts, each cut at its own budget and after its first eos (kept).
+
+    Prompts of similar length go `batch_size` at a time, left-padded and masked: one pass per token for the whole
+    batch instead of one per prompt, which is what makes a rewrite per failed record affordable on a 7B model.
+    Greedy decoding is causal, so a row cut at its own budget is what it would get alone (up to float ties).
+    `on_batch(n)` is told after each batch how many prompts it finished (a progress bar)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos if eos is not None else 0)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[int]] = [[] for _ in prompts]
+    start = 0
+    while start < len(order):
+        rows = order[start:start + batch_size]
+        width = max(len(prompts[i]) for i in rows)
+        ids = torch.tensor([[pad] * (width - len(prompts[i])) + list(prompts[i]) for i in rows], device=device)
+        mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in rows],
+                            device=device)
+        try:
+            gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, temperature=None,
+                                 top_k=None, top_p=None, max_new_tokens=max(budgets[i] for i in rows),
+                                 pad_token_id=pad, eos_token_id=eos)
+        except torch.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            del ids, mask
+            torch.cuda.empty_cache()
+            batch_size //= 2  # the KV cache of long contexts: fewer at a time, same tokens
+            continue
+        for i, row in zip(rows, gen[:, width:].tolist(), strict=True):
+            row = row[:budgets[i]]
+            if eos is not None and eos in row:
+                row = row[: row.index(eos) + 1]
+            out[i] = row
+        start += len(rows)
+        if on_batch is not None:
+            on_batch(len(rows))
+    if was_training:
+        model.train()
+    return out

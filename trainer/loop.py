@@ -1,8 +1,9 @@
 """The training loop: records → pairs → LoRA steps → adapter directory.
 
 Reads top to bottom: seed, load the base once, turn records into id pairs (self-distillation) or SFT targets
-(baselines), check that the hindsight teacher has something to teach, attach LoRA, then the usual loop with
-gradient accumulation, AdamW, warm-up + cosine, clipping and resumable checkpoints.
+(baselines), check that the hindsight teacher has something to teach, add its rewrites of the failed attempts,
+attach LoRA, then the usual loop with gradient accumulation, AdamW, warm-up + cosine, clipping and resumable
+checkpoints.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from redline.trainer.identity import base_identity, check_base, read_adapter_met
 from redline.trainer.losses import chunked_divergence, chunked_logprobs, importance_weights
 from redline.trainer.model import attach_lora, fit_to_model, load_base
 from redline.trainer.plan import memory_budget, model_shape, plan_memory
+from redline.trainer.revisions import rewrite_pairs
 from redline.trainer.teacher import EmaTeacher
 from redline.trainer.throughput import Throughput
 
@@ -98,6 +100,11 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     metrics: dict[str, Any] = {}
     if config.method == "self-distill":
         metrics["hindsight"] = hindsight_check(model, pairs, tokenizer.pad_token_id, config)
+    # A record's rewrite rides in the same optimizer step as its attempt: steps, epochs and `batch_size` count
+    # records, as they do without rewrites.
+    records = len(pairs)
+    if config.method == "self-distill" and config.use_revisions:
+        pairs += rewrite_pairs(model, tokenizer, examples, pairs, config, progress=progress)
 
     dev = next(model.parameters()).device
     shape = model_shape(model)
@@ -116,9 +123,9 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
                         adapter_dir=init_adapter)
     ema = EmaTeacher(model, config.ema_rate) if config.teacher == "ema" else None
     params = [p for p in model.parameters() if p.requires_grad]
-    n_steps = planned_steps(len(pairs), batch_size=config.batch_size, epochs=config.epochs,
-                            max_steps=config.max_steps)
-    plan = schedule(pairs, batch_size=config.batch_size, seed=config.seed, steps=n_steps)
+    n_steps = planned_steps(records, batch_size=config.batch_size, epochs=config.epochs, max_steps=config.max_steps)
+    plan = with_rewrites(schedule(pairs[:records], batch_size=config.batch_size, seed=config.seed, steps=n_steps),
+                         pairs, records)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(n_steps, max(1, round(config.warmup_ratio * n_steps))))
@@ -128,8 +135,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
         ema.load_state_dict(extra["ema"])
     if start:
         log.info("resuming from checkpoint at step %d of %d", start, n_steps)
-    log.info("%d optimizer steps of %d records over %d pairs (%.1f epochs)", n_steps, config.batch_size,
-             len(pairs), n_steps * config.batch_size / len(pairs))
+    log.info("%d optimizer steps of %d records over %d records (%.1f epochs; %d sequences with the rewrites)",
+             n_steps, config.batch_size, records, n_steps * config.batch_size / records, len(pairs))
 
     history: list[dict[str, float]] = []
     meter = Throughput(shape.params, dev)
@@ -206,7 +213,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     metrics.update(meter.summary(), memory_plan=memory.to_dict(), micro_batch=micro, oom_retries=ooms,
                    padding_waste=padding_waste([m for b in plan for m in micro_batches(b, pairs, micro)], pairs),
                    model_shape=shape.to_dict())
-    result = TrainResult(out_dir, config.method, n_steps, len(examples), len(pairs), len(examples) - len(pairs),
+    result = TrainResult(out_dir, config.method, n_steps, len(examples), len(pairs),
+                         len(examples) - len({p.index for p in pairs}),
                          tokens, time.perf_counter() - started, start, metrics)
     log.info("trained %d steps (micro-batch %d%s): %.0f tokens/s processed%s%s", n_steps - start, micro,
              ", gradient checkpointing" if memory.gradient_checkpointing else "", metrics.get("tokens_per_s", 0.0),
@@ -229,6 +237,14 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     del model, optimizer, scheduler, params, ema
     _free_memory()
     return result
+
+
+def with_rewrites(plan: list[list[int]], pairs: Sequence[Pair], records: int) -> list[list[int]]:
+    """Each step's pair indices plus those of the rewrites of the same records (pairs[records:])."""
+    rewrites: dict[int, list[int]] = {}
+    for j in range(records, len(pairs)):
+        rewrites.setdefault(pairs[j].index, []).append(j)
+    return [[*step, *(j for i in step for j in rewrites.get(pairs[i].index, []))] for step in plan]
 
 
 # -- per-batch losses --------------------------------------------------------------------------------------------

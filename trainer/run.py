@@ -43,8 +43,10 @@ class RunReport:
     #: why it was not promoted (the gate's reasons), or why nothing was trained; None when promoted
     reason: str | None
     gate: GateReport | None = None
-    #: generations claimed, training pairs built, held-out records the gate judged on
+    #: generations claimed, those trained on, training sequences built (attempts and teacher rewrites), held-out
+    #: records the gate judged on
     records: int = 0
+    trained: int = 0
     pairs: int = 0
     heldout: int = 0
     #: the hindsight check: failed attempts' log-prob under the student and the teacher
@@ -119,10 +121,11 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
         registry.promote(version)
     why = None if gate.passed else "gate refused: " + "; ".join(gate.reasons)
     write_last(store, LastTraining(utc_now(), "promoted" if gate.passed else "refused", why, version,
-                                   result.pairs))
+                                   result.examples - result.skipped))
     publish_adapter(store, registry)
     done = time.perf_counter()
-    return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), result.pairs, len(heldout),
+    return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), result.examples - result.skipped,
+                     result.pairs, len(heldout),
                      dict(result.metrics.get("hindsight") or {}),
                      {"train": trained - started, "gate": done - trained, "total": done - started})
 

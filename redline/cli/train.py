@@ -72,7 +72,7 @@ def _print_report(report: Any) -> None:
                    f"nats/token under feedback (divergence {hs['divergence']:.4f})")
     click.echo(report.gate.table())
     if report.promoted:
-        click.echo(f"adapter {report.version} trained on {report.pairs} records and promoted")
+        click.echo(f"adapter {report.version} trained on {report.trained} records and promoted")
     else:
         click.echo(f"adapter {report.version} kept but NOT promoted; "
                    f"`redline adapters promote {report.version}` to override")

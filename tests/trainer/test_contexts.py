@@ -95,9 +95,9 @@ def test_no_feedback_trains_nothing_unless_anchor(tiny_tokenizer) -> None:
     assert anchor is not None and anchor.anchor and anchor.teacher_ids == anchor.student_ids
 
 
-def test_baseline_samples_no_longer_than_the_recorded_attempt_was_allowed() -> None:
-    from redline.trainer.baselines import _budget
+def test_rewrites_and_samples_no_longer_than_the_recorded_attempt_was_allowed() -> None:
     from redline.trainer.data import TrainingExample
+    from redline.trainer.revisions import rewrite_budget as _budget
 
     g = raw_generation()
     g.sampling = {"max_new_tokens": 40}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
            TrainingExample(fim_generation(), failing(fim_generation()))]
     out = tmp_path / "adapter"
     result = train(tiny_model, exs, out, TrainConfig(max_steps=12, lr=5e-3, batch_size=4), progress=False)
-    assert result.steps == 12 and result.pairs == 8 and result.tokens > 0
+    assert result.steps == 12 and result.pairs == 16 and result.skipped == 0 and result.tokens > 0  # + 8 rewrites
     assert result.metrics["loss_last"] < result.metrics["loss_first"]
     assert {"adapter_config.json", "adapter_model.safetensors", "redline.json", "train_config.json"} <= {
         p.name for p in out.iterdir()}
@@ -99,6 +100,66 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
     assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
     greedy = generate(model, tok, "def f(a):\n", max_new_tokens=4, n=2)
     assert len(greedy) == 2 and greedy[0] == greedy[1] == generate(model, tok, "def f(a):\n", max_new_tokens=4)[0]
+
+
+def test_self_distillation_also_scores_the_teachers_greedy_rewrite(tiny_model: Path, tmp_path: Path) -> None:
+    from redline.trainer.revisions import rewrite_pairs
+
+    model, tok = load_base(tiny_model)
+    cfg = TrainConfig()
+    accepted = raw_generation(9)
+    exs = [*examples(3), TrainingExample(accepted, [Feedback(kind="accept", source="human",
+                                                             generation_id=accepted.id)])]
+    pairs = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(exs)]
+    assert pairs[3].anchor
+    rewrites = rewrite_pairs(model, tok, exs, pairs, cfg)
+    assert [q.index for q in rewrites] == [0, 1, 2]  # failed attempts only; an accepted one is its own target
+    for p, q in zip(pairs, rewrites, strict=False):
+        assert (q.student_ids, q.teacher_ids) == (p.student_ids, p.teacher_ids) and not q.anchor
+        # the completion is the base model's greedy path from the teacher context, as ids (never re-tokenized)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p.teacher_ids + q.completion_ids])).logits[0]
+        start = len(p.teacher_ids) - 1
+        assert logits[start:start + len(q.completion_ids)].argmax(-1).tolist() == q.completion_ids
+    # steps and epochs count records: a rewrite rides in the same optimizer step as its attempt
+    cfg = TrainConfig(epochs=2, batch_size=2)
+    off = train(tiny_model, exs, tmp_path / "off", replace(cfg, use_revisions=False), progress=False)
+    on = train(tiny_model, exs, tmp_path / "on", cfg, progress=False)
+    assert (off.pairs, on.pairs) == (4, 7) and off.skipped == on.skipped == 0 and off.steps == on.steps == 4
+    assert on.tokens > off.tokens  # the same steps also score the rewrites
+
+
+def test_a_rewrite_is_scheduled_with_its_attempt(tiny_tokenizer) -> None:
+    from redline.trainer.loop import with_rewrites
+
+    cfg = TrainConfig()
+    gens = [raw_generation(i) for i in range(3)]
+    attempts = [build_pair(tiny_tokenizer, i, g, failing(g), cfg) for i, g in enumerate(gens)]
+    rewrites = [replace(attempts[2], completion_ids=[5, 6]), replace(attempts[0], completion_ids=[7])]
+    plan = with_rewrites([[0, 1], [2], [1, 0]], [*attempts, *rewrites], records=3)
+    assert plan == [[0, 1, 4], [2, 3], [1, 0, 4]]
+
+
+def test_batched_greedy_decoding_matches_one_prompt_at_a_time(tiny_model: Path) -> None:
+    from redline.trainer.generation import greedy_ids, sample_ids
+
+    model, tok = load_base(tiny_model)
+    prompts = [[1, 20, 30], [1, 5, 6, 7, 8, 9, 10, 11, 12], [1, 40], [1, 21, 22, 23, 24]]
+    budgets = [5, 3, 9, 1]
+    alone = [sample_ids(model, tok, p, max_new_tokens=b)[0] for p, b in zip(prompts, budgets, strict=True)]
+    for batch_size in (1, 3, 8):  # left padding must not change a row's greedy path
+        assert greedy_ids(model, tok, prompts, budgets, batch_size=batch_size) == alone
+    assert all(len(r) <= b for r, b in zip(alone, budgets, strict=True)) and len(alone[3]) == 1
+    real, sizes = model.generate, []
+
+    def small_memory(**kw):  # long contexts on a small card: a batch over 2 runs out of memory
+        sizes.append(kw["input_ids"].shape[0])
+        if sizes[-1] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(**kw)
+
+    model.generate = small_memory
+    assert greedy_ids(model, tok, prompts, budgets, batch_size=8) == alone and sizes == [4, 4, 2, 2]  # 8, 4: too many
 
 
 def test_records_without_feedback_are_refused(tiny_model: Path, tmp_path: Path) -> None:
@@ -140,7 +201,7 @@ def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, mon
         return out
 
     monkeypatch.setattr(loop, "on_policy", spy)
-    cfg = TrainConfig(max_steps=3, batch_size=4, on_policy_ratio=1.0, lr=1e-3)
+    cfg = TrainConfig(max_steps=3, batch_size=4, on_policy_ratio=1.0, lr=1e-3, use_revisions=False)
     train(tiny_model, examples(4), tmp_path / "op", cfg, progress=False)
     assert calls == [4, 4, 4]
 
