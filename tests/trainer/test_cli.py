@@ -33,6 +33,7 @@ def test_dry_run_prints_counts_and_both_contexts(repo: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--dry-run"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "trainable: 8" in result.output and "teacher context" in result.output
+    assert "teacher_rewrites: 8" in result.output  # all 8 failed: one rewrite each, written when training starts
     assert "unsuccessful earlier attempt" in result.output
     assert not (load_config().adapters_dir / "versions").exists()
 
