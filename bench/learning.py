@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = [int(x) for x in args.ns.split(",")]
     methods = [m for m in args.methods.split(",") if m]
     from redline.errors import RedlineError
+    from redline.trainer.feedback_text import is_passed
 
     for method in methods:  # a bad method or --train setting fails now, in one line, not after the first cell
         try:
@@ -153,12 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.seeds):
                 for n in ns:
                     records = make_records(model, repo, n, seed=seed)
+                    passed = sum(bool(fbs) and is_passed(fbs) for _, fbs in records)  # anchors: accepted as is
                     for method in methods:
                         cell = run_cell(model, repo, seed, n, method, records, work, args)
                         cells.append(cell)
                         print(f"  seed {seed} N={n:<4} {method:13} held-out {cell.heldout:6.1%}  "
                               f"unchanged {cell.unchanged:6.1%}  ({cell.train_seconds:.0f}s, "
-                              f"{cell.info['steps']} steps)", flush=True)
+                              f"{cell.info['steps']} steps; {passed} of {n} records passed)", flush=True)
                         write_outputs(args, baseline, cells, ns, methods, final=False, started=started)
     table = write_outputs(args, baseline, cells, ns, methods, final=True, started=started)
     print("\n" + table)
