@@ -54,6 +54,7 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
     from redline.trainer.contexts import build_pair
     from redline.trainer.errors import ModelNotAvailable
     from redline.trainer.model import tokenizer_fingerprint
+    from redline.trainer.revisions import scores_rewrites
 
     config = config or TrainConfig()
     try:
@@ -72,7 +73,8 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
         "completion_tokens": sum(len(p.completion_ids) for p in pairs),
         "method": config.method, "hindsight": config.hindsight,
         # written by the base model when training starts (not in a dry run): one per failed record
-        "teacher_rewrites": sum(not p.anchor for p in pairs) if _rewrites(config) else 0,
+        "teacher_rewrites": sum(not p.anchor for p in pairs)
+        if config.method == "sft-revision" or scores_rewrites(config) else 0,
     }
     example = next((p for p in pairs if not p.anchor), None)
     if example is not None:
@@ -85,7 +87,3 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
 __all__ = [
     "TrainConfig", "TrainResult", "TrainingExample", "generate", "load_for_inference", "plan_training", "train",
 ]
-
-
-def _rewrites(config: TrainConfig) -> bool:
-    return config.method == "sft-revision" or (config.method == "self-distill" and config.use_revisions)

@@ -52,6 +52,8 @@ class Pair:
     completion_ids: list[int]
     old_logprobs: list[float] | None = None
     anchor: bool = False
+    #: the completion is the teacher's own rewrite, not the recorded attempt (`revisions.py`)
+    rewrite: bool = False
     truncated: bool = False
     adapter_version: str | None = None
 

@@ -43,7 +43,7 @@ from redline.trainer.identity import base_identity, check_base, read_adapter_met
 from redline.trainer.losses import chunked_divergence, chunked_logprobs, importance_weights
 from redline.trainer.model import attach_lora, fit_to_model, load_base
 from redline.trainer.plan import memory_budget, model_shape, plan_memory
-from redline.trainer.revisions import rewrite_pairs
+from redline.trainer.revisions import rewrite_pairs, scores_rewrites
 from redline.trainer.teacher import EmaTeacher
 from redline.trainer.throughput import Throughput
 
@@ -103,7 +103,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     # A record's rewrite rides in the same optimizer step as its attempt: steps, epochs and `batch_size` count
     # records, as they do without rewrites.
     records = len(pairs)
-    if config.method == "self-distill" and config.use_revisions:
+    if scores_rewrites(config):
         pairs += rewrite_pairs(model, tokenizer, examples, pairs, config, progress=progress)
 
     dev = next(model.parameters()).device
@@ -312,7 +312,7 @@ def on_policy(model: Any, tokenizer: Any, pairs: Sequence[Pair], config: TrainCo
     rng = random.Random(config.seed * 7919 + step)
     out = []
     for p in pairs:
-        if p.anchor or rng.random() >= config.on_policy_ratio:
+        if p.anchor or p.rewrite or rng.random() >= config.on_policy_ratio:  # only attempts are re-sampled
             out.append(p)
             continue
         budget = max(1, min(config.max_length - max(len(p.student_ids), len(p.teacher_ids)),

@@ -23,6 +23,11 @@ from redline.trainer.generation import greedy_ids
 log = logging.getLogger("redline.trainer")
 
 
+def scores_rewrites(config: TrainConfig) -> bool:
+    """Whether self-distillation adds the teacher's rewrites (sft-revision always trains on them instead)."""
+    return config.method == "self-distill" and config.use_revisions
+
+
 def teacher_rewrites(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig, *,
                      progress: bool = False) -> list[list[int] | None]:
     """Per example, the ids the model writes greedily from its hindsight context (None without feedback text),
@@ -63,6 +68,7 @@ def rewrite_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
     for p, ids in zip(failed, rewrites, strict=True):
         ex = examples[p.index]
         if ids and (q := build_pair(tokenizer, p.index, ex.generation, ex.feedback, config, target_ids=ids)):
+            q.rewrite = True
             out.append(q)
     log.info("self-distillation also scores %d teacher rewrites of failed attempts", len(out))
     return out

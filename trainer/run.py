@@ -120,12 +120,11 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     if gate.passed:
         registry.promote(version)
     why = None if gate.passed else "gate refused: " + "; ".join(gate.reasons)
-    write_last(store, LastTraining(utc_now(), "promoted" if gate.passed else "refused", why, version,
-                                   result.examples - result.skipped))
+    trained_on = result.examples - result.skipped
+    write_last(store, LastTraining(utc_now(), "promoted" if gate.passed else "refused", why, version, trained_on))
     publish_adapter(store, registry)
     done = time.perf_counter()
-    return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), result.examples - result.skipped,
-                     result.pairs, len(heldout),
+    return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), trained_on, result.pairs, len(heldout),
                      dict(result.metrics.get("hindsight") or {}),
                      {"train": trained - started, "gate": done - trained, "total": done - started})
 

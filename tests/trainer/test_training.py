@@ -206,6 +206,17 @@ def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, mon
     assert calls == [4, 4, 4]
 
 
+def test_on_policy_mode_resamples_attempts_never_the_teachers_rewrites(tiny_model: Path) -> None:
+    from redline.trainer.loop import on_policy
+
+    model, tok = load_base(tiny_model)
+    cfg = TrainConfig(on_policy_ratio=1.0)
+    attempt = build_pair(tok, 0, raw_generation(), failing(raw_generation()), cfg)
+    rewrite = replace(attempt, completion_ids=[5, 6, 7], rewrite=True)
+    out = on_policy(model, tok, [attempt, rewrite], cfg, step=0)
+    assert out[0] is not attempt and out[1] is rewrite
+
+
 def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) -> None:
     from redline.trainer.errors import ModelNotAvailable
 
