@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from redline.trainer.errors import TrainError
+
 
 @torch.no_grad()
 def sample_ids(model: Any, tokenizer: Any, prompt_ids: list[int], *, max_new_tokens: int, greedy: bool = True,
@@ -71,7 +73,9 @@ def greedy_ids(model: Any, tokenizer: Any, prompts: Sequence[list[int]], budgets
                                  pad_token_id=pad, eos_token_id=eos)
         except torch.OutOfMemoryError:
             if batch_size == 1:
-                raise
+                raise TrainError(f"out of memory writing a greedy continuation of a {width}-token context",
+                                 fix='set quantize = "4bit" or a lower max_length (for the teacher\'s rewrites: '
+                                     "use_revisions = false)") from None
             del ids, mask
             torch.cuda.empty_cache()
             batch_size //= 2  # the KV cache of long contexts: fewer at a time, same tokens

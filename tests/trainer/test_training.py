@@ -161,6 +161,13 @@ def test_batched_greedy_decoding_matches_one_prompt_at_a_time(tiny_model: Path) 
     model.generate = small_memory
     assert greedy_ids(model, tok, prompts, budgets, batch_size=8) == alone and sizes == [4, 4, 2, 2]  # 8, 4: too many
 
+    def no_memory(**kw):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    model.generate = no_memory  # even one context does not fit: a one-line error with the fix, not a traceback
+    with pytest.raises(TrainError, match=r"out of memory .* use_revisions = false"):
+        greedy_ids(model, tok, prompts, budgets, batch_size=8)
+
 
 def test_records_without_feedback_are_refused(tiny_model: Path, tmp_path: Path) -> None:
     g = raw_generation()
