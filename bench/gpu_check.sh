@@ -10,7 +10,8 @@
 #      Before training, the teacher writes a rewrite of each failed record (up to 256 tokens: random weights never
 #      stop early), 8 at a time, and each step then scores the rewrites beside the attempts (up to 2x the
 #      sequences of a step without them), so these steps take longer than before the rewrites: limits raised.
-#   4. bench/distill_cost.py at ~1.1B parameters in bf16: self-distill step vs SFT step (goal: ≤ 1.4× time)
+#   4. bench/distill_cost.py at ~1.1B parameters in bf16: self-distill step vs SFT step (goal: ≤ 1.4× time), with
+#      the teacher live and cached (the trainer's default), and the cache's one teacher pass
 #   5. the trainer's tests on CUDA (tests/trainer, not the slow ones), with what time is left
 #
 # The GPU image has torch, transformers, peft, safetensors, tokenizers, click, rich, psutil; it lacks Redline's
@@ -62,8 +63,8 @@ else
   say "3. skipped: bitsandbytes is not installed (carry its wheel, see the top of this script)"
 fi
 
-say "4. distill_cost at ~1.1B bf16 (goal: self-distill top-K ≤ 1.4× an SFT step)"
-step 70 "$PY" bench/distill_cost.py --device cuda --dtype bf16 --hidden 2048 --layers 16 --vocab 128256 \
+say "4. distill_cost at ~1.1B bf16 (goal: a self-distill step ≤ 1.4× an SFT step; distill-cached is the default)"
+step 90 "$PY" bench/distill_cost.py --device cuda --dtype bf16 --hidden 2048 --layers 16 --vocab 128256 \
   --batch 8 --prompt 1024 --feedback 256 --completion 256 --top-k 100 --repeats 3
 
 LEFT=$(( 570 - ($(date +%s) - START) ))

@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
           f"tok/s={m.get('tokens_per_s', 0):.0f} MFU={mfu} "
           f"peak_train_mem={m.get('peak_memory_bytes', 0) / 2**30:.1f}GiB micro_batch={m.get('micro_batch')} "
           f"ckpt={plan.get('gradient_checkpointing')} padding={m.get('padding_waste', 0):.1%} "
+          f"teacher_pass={m.get('teacher_pass_seconds', 0):.0f}s (cached={m.get('teacher_cached')}) "
           f"gate={'passed' if gate.get('passed') else 'refused'}: {'; '.join(gate.get('reasons', []))[:200]}")
     return 0
 

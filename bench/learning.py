@@ -11,6 +11,7 @@ repository (structures never seen in training), on tasks that touch only the rep
     python bench/learning.py --repos 1 --seeds 1 --ns 64 --methods self-distill   # one cell
     python bench/learning.py --methods self-distill --train use_passed_anchors=false --out /tmp/no-anchors
     python bench/learning.py --methods self-distill --train lr=1e-3 --train max_steps=40 --out /tmp/lr
+    python bench/learning.py --ns 16 --methods self-distill --show-broken 4   # what forgetting looks like
 
 Writes bench/out/learning/results.json, table.md and learning.png.
 """
@@ -18,6 +19,7 @@ Writes bench/out/learning/results.json, table.md and learning.png.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import statistics
 import sys
@@ -33,6 +35,7 @@ if str(ROOT) not in sys.path:
 
 from bench.world import HINDSIGHT_TEMPLATE, Repo, build_or_load_model, check, make_records, make_repos  # noqa: E402
 from bench.world import pass_rate as world_pass_rate  # noqa: E402
+from bench.world.evaluate import passes as world_passes  # noqa: E402
 
 METHODS = ("self-distill", "sft-revision", "scalar")
 OUT = ROOT / "bench" / "out" / "learning"
@@ -75,21 +78,56 @@ def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: l
     from redline.trainer.errors import TrainError
 
     examples = [TrainingExample(g, fbs) for g, fbs in records]
-    out = work / f"{repo.id}-{seed}-{n}-{method}"
+    out = adapter_dir(work, repo, seed, n, method)
     start = time.perf_counter()
     try:
         result = train(model, examples, out, train_config(method, seed, args),
                        checker=checker_for(repo) if method == "scalar" else None, progress=False)
     except TrainError as exc:  # e.g. `scalar` when no sample passed: nothing to train on, so the model is the base
-        heldout = world_pass_rate(model, None, repo, repo.heldout_tasks)
+        ok = world_passes(model, None, repo, repo.heldout_tasks)
         unchanged = world_pass_rate(model, None, repo, repo.unchanged_tasks)
-        return Cell(repo.id, seed, n, method, heldout, unchanged, time.perf_counter() - start,
-                    {"steps": 0, "pairs": 0, "tokens": 0, "untrained": exc.one_line()})
+        return Cell(repo.id, seed, n, method, sum(ok) / len(ok), unchanged, time.perf_counter() - start,
+                    {"steps": 0, "pairs": 0, "tokens": 0, "untrained": exc.one_line(),
+                     **split_by_shown(repo, records, ok)})
     seconds = time.perf_counter() - start
-    heldout = world_pass_rate(model, out, repo, repo.heldout_tasks)
+    ok = world_passes(model, out, repo, repo.heldout_tasks)
     unchanged = world_pass_rate(model, out, repo, repo.unchanged_tasks)
-    return Cell(repo.id, seed, n, method, heldout, unchanged, seconds,
-                {"steps": result.steps, "pairs": result.pairs, "tokens": result.tokens})
+    return Cell(repo.id, seed, n, method, sum(ok) / len(ok), unchanged, seconds,
+                {"steps": result.steps, "pairs": result.pairs, "tokens": result.tokens,
+                 **split_by_shown(repo, records, ok)})
+
+
+def adapter_dir(work: Path, repo: Repo, seed: int, n: int, method: str) -> Path:
+    return work / f"{repo.id}-{seed}-{n}-{method}"
+
+
+def broken_unchanged(model: Path, adapter: Path, repo: Repo) -> list[tuple[str, list[str]]]:
+    """Unchanged-API tasks the base model passes and the adapter fails: (the task's comment, the lines that
+    differ between the two attempts, as `- base` / `+ adapter`). What forgetting looks like, case by case."""
+    from bench.world.evaluate import attempts
+
+    tasks = repo.unchanged_tasks
+    before = [code for code, _ in attempts(model, None, repo, tasks)]
+    after = [code for code, _ in attempts(model, adapter, repo, tasks)]
+    out = []
+    for task, b, a in zip(tasks, before, after, strict=True):
+        if check(repo, task, b).passed and not check(repo, task, a).passed:
+            diff = [line for line in difflib.ndiff(b.splitlines(), a.splitlines()) if line[:1] in "-+"]
+            out.append((task.prompt.splitlines()[0], diff))
+    return out
+
+
+def split_by_shown(repo: Repo, records: list, ok: list[bool]) -> dict[str, list[int]]:
+    """Held-out results in two groups: tasks whose changed APIs all appear in the training records' tasks, and
+    tasks with a changed API that no record touched, so that only a change generalised beyond the data can solve
+    them. [passed, tasks] per group."""
+    shown = repo.changed & {api for g, _ in records for api in g.meta.get("structure", ())}
+    split = {"heldout_shown": [0, 0], "heldout_unshown": [0, 0]}
+    for task, passed in zip(repo.heldout_tasks, ok, strict=True):
+        group = split["heldout_shown" if repo.changed & set(task.apis) <= shown else "heldout_unshown"]
+        group[0] += int(passed)
+        group[1] += 1
+    return split
 
 
 def resummarise(out: Path) -> str:
@@ -117,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
     parser.add_argument("--summarise", action="store_true", help="only rebuild table and plot from results.json")
+    parser.add_argument("--show-broken", type=int, default=0, metavar="K",
+                        help="after each run, print up to K unchanged-API tasks the base passed and the adapter "
+                             "fails, as the lines that differ")
     args = parser.parse_args(argv)
     if args.summarise:
         print(resummarise(args.out))
@@ -161,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  seed {seed} N={n:<4} {method:13} held-out {cell.heldout:6.1%}  "
                               f"unchanged {cell.unchanged:6.1%}  ({cell.train_seconds:.0f}s, "
                               f"{cell.info['steps']} steps; {passed} of {n} records passed)", flush=True)
+                        if args.show_broken and not cell.info.get("untrained"):
+                            broken = broken_unchanged(model, adapter_dir(work, repo, seed, n, method), repo)
+                            print(f"    {len(broken)} unchanged-API task(s) the base passed now fail", flush=True)
+                            for comment, diff in broken[:args.show_broken]:
+                                print(f"      {comment}\n" + "".join(f"        {d}\n" for d in diff), end="")
                         write_outputs(args, baseline, cells, ns, methods, final=False, started=started)
     table = write_outputs(args, baseline, cells, ns, methods, final=True, started=started)
     print("\n" + table)
@@ -216,11 +262,62 @@ def summarise(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list
             row.append(f"{_mean([c.heldout for c in sel]):.1%}{runs} | {_mean([c.unchanged for c in sel]):.1%}")
         lines.append(f"| {m} | " + " | ".join(row) + " |")
     lines.append("| teacher ceiling | " + " | ".join(f"{ceiling:.1%} | –" for _ in ns) + " |")
+    lines += paired(baseline, cells, ns, methods)
+    lines += by_shown(cells, ns, methods)
     untrained = [c for c in cells if c.info.get("untrained")]
     if untrained:
         where = ", ".join(f"{c.method} {c.repo} seed {c.seed} N={c.n}" for c in untrained)
         lines += ["", f"{len(untrained)} run(s) had nothing to train on and count as the base model: {where}."]
     return "\n".join(lines)
+
+
+def paired(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list[int], methods: list[str]
+           ) -> list[str]:
+    """Markdown: the first method against each other one, and each method's unchanged-API pass rate against the
+    base's, paired by run (repository, seed, N) with a 95 % bootstrap interval over runs. Runs differ by several
+    points; the interval says which gaps between two means are more than that spread."""
+    from redline.trainer.gate import bootstrap_interval
+
+    def cell(diffs: list[float], scale: float, unit: str) -> str:
+        if not diffs:
+            return "–"
+        low, high = bootstrap_interval(diffs, tail=0.025)
+        return f"{_mean(diffs) * scale:+.1f}{unit} [{low * scale:+.1f}, {high * scale:+.1f}]"
+
+    runs = {(c.repo, c.seed, c.n, c.method): c for c in cells}
+    first, others = methods[0], methods[1:]
+    head = [f"{first} − {m}, held-out" for m in others] + [f"{m}, unchanged APIs vs base" for m in methods]
+    lines = ["", "Paired by run (repository, seed, N): mean difference and 95 % bootstrap interval over runs; "
+                 "unchanged APIs as each run's change in pass rate from its repository's base model "
+                 "(points).", "",
+             "| N | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for n in ns:
+        row = [cell([runs[(c.repo, c.seed, n, first)].heldout - c.heldout for c in cells
+                     if c.method == m and c.n == n and (c.repo, c.seed, n, first) in runs], 100, " pts")
+               for m in others]
+        row += [cell([c.unchanged - baseline[c.repo]["unchanged"] for c in cells if c.method == m and c.n == n],
+                     100, " pts") for m in methods]
+        lines.append(f"| {n} | " + " | ".join(row) + " |")
+    return lines
+
+
+def by_shown(cells: list[Cell], ns: list[int], methods: list[str]) -> list[str]:
+    """Markdown: held-out pass rate on tasks whose changed APIs the training records all touched, and on tasks
+    with a changed API that none of them touched (pooled over runs; tasks in brackets)."""
+    def rate(sel: list[Cell], key: str) -> str:
+        passed, total = (sum(c.info.get(key, [0, 0])[i] for c in sel) for i in (0, 1))
+        return f"{passed / total:.1%} ({total})" if total else "–"
+
+    lines = ["", "New tasks split by what the records showed: every changed API the task uses appears in some "
+                 "training record (shown), or one does not (unshown: only a change generalised beyond the "
+                 "records solves it). Pooled over runs, tasks in brackets.", "",
+             "| method | " + " | ".join(f"N={n} shown | N={n} unshown" for n in ns) + " |",
+             "|---|" + "---|---|" * len(ns)]
+    for m in methods:
+        sel = {n: [c for c in cells if c.method == m and c.n == n] for n in ns}
+        lines.append(f"| {m} | " + " | ".join(f"{rate(sel[n], 'heldout_shown')} | {rate(sel[n], 'heldout_unshown')}"
+                                               for n in ns) + " |")
+    return lines
 
 
 def plot(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list[int], methods: list[str],

@@ -11,7 +11,7 @@ Too long for `max_length`: the feedback is cut first, then the oldest prompt tok
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -56,6 +56,9 @@ class Pair:
     rewrite: bool = False
     truncated: bool = False
     adapter_version: str | None = None
+    #: the frozen teacher's final hidden states at the completion positions [len(completion_ids), H], on the CPU,
+    #: computed once before training (`teacher.cache_teacher_hidden`); None = run the teacher live
+    teacher_hidden: Any = field(default=None, repr=False, compare=False)
 
     @property
     def length(self) -> int:

@@ -197,6 +197,17 @@ def _reason(row: dict[str, Any]) -> str:
             "the base did right")
 
 
+def bootstrap_interval(diffs: Sequence[float], *, tail: float, samples: int = 2000) -> tuple[float, float]:
+    """(low, high) bounds of the mean of paired differences, resampled `samples` times with a fixed seed (the
+    same data always gets the same verdict); `tail` is the share of resampled means left out on each side."""
+    if len(diffs) < 2:
+        return (diffs[0], diffs[0]) if diffs else (0.0, 0.0)
+    rng = random.Random(0)
+    n = len(diffs)
+    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(samples))
+    return means[int(tail * samples)], means[min(samples - 1, int((1 - tail) * samples))]
+
+
 class _Stats:
     """Paired bootstrap over records: the interval of the mean per-record change (after − before)."""
 
@@ -204,13 +215,7 @@ class _Stats:
         self.th = th
 
     def interval(self, diffs: Sequence[float]) -> tuple[float, float]:
-        if len(diffs) < 2:
-            return (diffs[0], diffs[0]) if diffs else (0.0, 0.0)
-        rng = random.Random(0)
-        n, k = len(diffs), self.th.bootstrap_samples
-        means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(k))
-        tail = 1 - self.th.confidence
-        return means[int(tail * k)], means[min(k - 1, int((1 - tail) * k))]
+        return bootstrap_interval(diffs, tail=1 - self.th.confidence, samples=self.th.bootstrap_samples)
 
     def row(self, report: GateReport, metric: str, before: Sequence[float | None], after: Sequence[float | None],
             rule: str, *, rise: bool | None = None) -> None:

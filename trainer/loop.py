@@ -43,8 +43,9 @@ from redline.trainer.identity import base_identity, check_base, read_adapter_met
 from redline.trainer.losses import chunked_divergence, chunked_logprobs, importance_weights
 from redline.trainer.model import attach_lora, fit_to_model, load_base
 from redline.trainer.plan import memory_budget, model_shape, plan_memory
+from redline.trainer.progress import count_bar
 from redline.trainer.revisions import rewrite_pairs, scores_rewrites
-from redline.trainer.teacher import EmaTeacher
+from redline.trainer.teacher import EmaTeacher, cache_teacher_hidden, cached_hidden
 from redline.trainer.throughput import Throughput
 
 log = logging.getLogger("redline.trainer")
@@ -117,6 +118,15 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
              memory.reason, memory.estimate_bytes / 2**30,
              "unknown" if memory.budget_bytes is None else f"{memory.budget_bytes / 2**30:.2f} GiB")
     micro = memory.micro_batch
+    # The base teacher is frozen and its contexts fixed: one pass now instead of one per step, every epoch.
+    cache_started, cached = time.perf_counter(), False
+    if config.method == "self-distill" and config.teacher == "base":
+        with count_bar("teacher pass", progress, len(pairs)) as advance:
+            # batches of `batch_size`, not of the planned micro-batch: the cached states (to float rounding) then
+            # depend on the settings alone, so a run whose micro-batch was halved ends where the planned one would
+            cached = cache_teacher_hidden(model, pairs, tokenizer.pad_token_id, batch_size=config.batch_size,
+                                          on_batch=advance)
+    metrics.update(teacher_cached=cached, teacher_pass_seconds=round(time.perf_counter() - cache_started, 3))
 
     _seed(config.seed)  # LoRA init depends only on the seed, not on what the baselines sampled
     model = attach_lora(model, dataclasses.replace(config, gradient_checkpointing=memory.gradient_checkpointing),
@@ -157,7 +167,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
                     if config.method == "self-distill":
                         loss, kl, n = distill_loss(model, batch, config, tokenizer.pad_token_id, parent_version,
                                                    ema=ema)
-                        seen["teacher"] += sum(len(p.teacher_ids) + len(p.completion_ids) for p in batch)
+                        if ema is not None or any(p.teacher_hidden is None for p in batch):  # ran the teacher
+                            seen["teacher"] += sum(len(p.teacher_ids) + len(p.completion_ids) for p in batch)
                     else:
                         loss, kl, n = sft_batch_loss(model, batch, tokenizer.pad_token_id)
                     seen["trained"] += sum(len(p.student_ids) + len(p.completion_ids) for p in batch)
@@ -257,11 +268,14 @@ def distill_loss(model: Any, pairs: Sequence[Pair], config: TrainConfig, pad_id:
     dev = next(model.parameters()).device
     comps = [p.completion_ids for p in pairs]
     student = collate([p.student_ids for p in pairs], comps, pad_id=pad_id, device=dev)
-    teacher = collate([p.teacher_ids for p in pairs], comps, pad_id=pad_id, device=dev)
-    # The teacher is the same weights with the adapter off (or the EMA adapter on), in eval mode, without a graph.
-    model.eval()
-    with torch.no_grad(), (ema.active() if ema is not None else model.disable_adapter()):
-        t_hidden = completion_hidden(model, teacher)
+    # The teacher is the same weights with the adapter off (or the EMA adapter on), in eval mode, without a graph;
+    # the base teacher's states were cached before training when they fitted in RAM.
+    t_hidden = cached_hidden(pairs, dev) if ema is None else None
+    if t_hidden is None:
+        teacher = collate([p.teacher_ids for p in pairs], comps, pad_id=pad_id, device=dev)
+        model.eval()
+        with torch.no_grad(), (ema.active() if ema is not None else model.disable_adapter()):
+            t_hidden = completion_hidden(model, teacher)
     model.train()
     s_hidden = completion_hidden(model, student)
     ids = student.completion_ids[student.completion_mask]
@@ -318,7 +332,7 @@ def on_policy(model: Any, tokenizer: Any, pairs: Sequence[Pair], config: TrainCo
         budget = max(1, min(config.max_length - max(len(p.student_ids), len(p.teacher_ids)),
                             2 * len(p.completion_ids) + 8))
         fresh = sample_ids(model, tokenizer, p.student_ids, max_new_tokens=budget, greedy=False)[0]
-        out.append(replace(p, completion_ids=fresh or p.completion_ids, old_logprobs=None) if fresh else p)
+        out.append(replace(p, completion_ids=fresh, old_logprobs=None, teacher_hidden=None) if fresh else p)
     return out
 
 

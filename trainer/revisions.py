@@ -10,8 +10,7 @@ correction. The rewrite's ids are spliced after both prompts like any completion
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from redline.trainer.config import TrainConfig
@@ -19,6 +18,7 @@ from redline.trainer.contexts import Pair, build_pair, encode, render_teacher
 from redline.trainer.data import TrainingExample
 from redline.trainer.feedback_text import aggregate
 from redline.trainer.generation import greedy_ids
+from redline.trainer.progress import count_bar
 
 log = logging.getLogger("redline.trainer")
 
@@ -39,7 +39,7 @@ def teacher_rewrites(model: Any, tokenizer: Any, examples: Sequence[TrainingExam
             text, special = render_teacher(tokenizer, ex.generation, feedback, config)
             todo[i] = encode(tokenizer, text, special)[-(config.max_length // 2):]
     budgets = [rewrite_budget(examples[i], config, len(p)) for i, p in todo.items()]
-    with _bar(progress, len(todo)) as advance:
+    with count_bar("teacher rewrites", progress, len(todo)) as advance:
         written = greedy_ids(model, tokenizer, list(todo.values()), budgets, batch_size=config.batch_size,
                              on_batch=advance)
     out: list[list[int] | None] = [None] * len(examples)
@@ -72,15 +72,3 @@ def rewrite_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
             out.append(q)
     log.info("self-distillation also scores %d teacher rewrites of failed attempts", len(out))
     return out
-
-
-@contextmanager
-def _bar(enabled: bool, total: int) -> Iterator[Callable[[int], None] | None]:
-    if not enabled or not total:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("teacher rewrites"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-        task = bar.add_task("rewrites", total=total)
-        yield lambda n: bar.update(task, advance=n)

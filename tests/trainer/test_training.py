@@ -54,6 +54,42 @@ def test_loss_is_zero_when_teacher_sees_the_student_context(tiny_model: Path) ->
         assert distill_loss(model, pairs_fb, cfg, tok.pad_token_id, None)[0].item() > 1e-4
 
 
+def test_a_step_on_the_cached_teacher_is_the_step_on_the_live_one(tiny_model: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The base teacher runs once before training: its states, cached in batches of one size and read back in
+    batches of another, give the loss and the gradients that running it in the step gives."""
+    from redline.trainer import teacher
+
+    base, tok = load_base(tiny_model)
+    cfg = TrainConfig(lr=1e-2)
+    gens = [replace(raw_generation(i), completion="    return a" + " + b" * (1 + 3 * i) + "\n") for i in range(6)]
+    pairs = [build_pair(tok, i, g, failing(g), cfg) for i, g in enumerate(gens)]
+    assert len({len(p.completion_ids) for p in pairs}) == 6
+    assert teacher.cache_teacher_hidden(base, pairs, tok.pad_token_id, batch_size=4)
+    model = attach_lora(base, cfg)
+    with torch.no_grad():  # a student that differs from the base, so the step has something to move
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.05)
+    for batch in (pairs[:3], pairs[3:]):
+        results = []
+        for use_cache in (True, False):
+            model.zero_grad()
+            loss, kl, n = distill_loss(model, batch if use_cache else [replace(p, teacher_hidden=None) for p in batch],
+                                       cfg, tok.pad_token_id, None)
+            loss.backward()
+            grads = [q.grad.clone() for q in model.parameters() if q.requires_grad]
+            results.append((loss.item(), kl, n, grads))
+        (l1, k1, n1, g1), (l2, k2, n2, g2) = results
+        assert n1 == n2 and l1 == pytest.approx(l2, rel=1e-4) and k1 == pytest.approx(k2, rel=1e-4)
+        assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-6) for a, b in zip(g1, g2, strict=True))
+    # a cache that would not fit in RAM is not made; the loop then runs the teacher in every step
+    monkeypatch.setattr(teacher, "CACHE_RAM_SHARE", 1e-12)
+    fresh = [replace(p, teacher_hidden=None) for p in pairs]
+    assert not teacher.cache_teacher_hidden(base, fresh, tok.pad_token_id, batch_size=4)
+    assert all(p.teacher_hidden is None for p in fresh)
+
+
 def test_off_policy_records_get_clipped_importance_weights(tiny_tokenizer) -> None:
     g = raw_generation()
     g.adapter_version = "v0001"
