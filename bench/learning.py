@@ -278,11 +278,11 @@ def paired(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list[in
     points; the interval says which gaps between two means are more than that spread."""
     from redline.trainer.gate import bootstrap_interval
 
-    def cell(diffs: list[float], scale: float, unit: str) -> str:
+    def cell(diffs: list[float]) -> str:  # pass-rate differences, shown in points
         if not diffs:
             return "–"
         low, high = bootstrap_interval(diffs, tail=0.025)
-        return f"{_mean(diffs) * scale:+.1f}{unit} [{low * scale:+.1f}, {high * scale:+.1f}]"
+        return f"{_mean(diffs) * 100:+.1f} pts [{low * 100:+.1f}, {high * 100:+.1f}]"
 
     runs = {(c.repo, c.seed, c.n, c.method): c for c in cells}
     first, others = methods[0], methods[1:]
@@ -293,10 +293,10 @@ def paired(baseline: dict[str, dict[str, float]], cells: list[Cell], ns: list[in
              "| N | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for n in ns:
         row = [cell([runs[(c.repo, c.seed, n, first)].heldout - c.heldout for c in cells
-                     if c.method == m and c.n == n and (c.repo, c.seed, n, first) in runs], 100, " pts")
+                     if c.method == m and c.n == n and (c.repo, c.seed, n, first) in runs])
                for m in others]
-        row += [cell([c.unchanged - baseline[c.repo]["unchanged"] for c in cells if c.method == m and c.n == n],
-                     100, " pts") for m in methods]
+        row += [cell([c.unchanged - baseline[c.repo]["unchanged"] for c in cells if c.method == m and c.n == n])
+                for m in methods]
         lines.append(f"| {n} | " + " | ".join(row) + " |")
     return lines
 

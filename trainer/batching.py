@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from redline.trainer.contexts import Pair
+from redline.trainer.errors import TrainError
 
 
 @dataclass
@@ -97,6 +98,29 @@ class OutputHead:
 #: at most MAX_AUTO_STEPS, so a nightly run stays bounded and does not drift far from the base (SDPO collapses
 #: after hundreds of steps)
 MIN_STEPS, MIN_EPOCHS, MAX_AUTO_STEPS = 40, 3, 300
+
+
+def shrinking_batches(lengths: Sequence[int], batch_size: int, run: Callable[[list[int]], None], *, what: str,
+                      fix: str, on_batch: Callable[[int], None] | None = None) -> None:
+    """`run(indices)` over items of similar length, `batch_size` at a time, shortest first (the passes before
+    training: the teacher's rewrites, its cached states). A CUDA out-of-memory error halves the batch and retries
+    the same items; at a batch of one it is a TrainError: "out of memory {what} a N-token context". `on_batch(n)`
+    is told how many items each batch finished (a progress bar)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    start = 0
+    while start < len(order):
+        rows = order[start:start + batch_size]
+        try:
+            run(rows)
+        except torch.OutOfMemoryError:
+            if batch_size == 1:
+                raise TrainError(f"out of memory {what} a {lengths[rows[0]]}-token context", fix=fix) from None
+            torch.cuda.empty_cache()
+            batch_size //= 2  # fewer at a time, same items
+            continue
+        start += len(rows)
+        if on_batch is not None:
+            on_batch(len(rows))
 
 
 def planned_steps(n_pairs: int, *, batch_size: int, epochs: int | None, max_steps: int | None) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from redline.trainer.errors import TrainError
+from redline.trainer.batching import shrinking_batches
 
 
 @torch.no_grad()
@@ -58,36 +58,26 @@ def greedy_ids(model: Any, tokenizer: Any, prompts: Sequence[list[int]], budgets
     model.eval()
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos if eos is not None else 0)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
-    start = 0
-    while start < len(order):
-        rows = order[start:start + batch_size]
+
+    def run(rows: list[int]) -> None:
         width = max(len(prompts[i]) for i in rows)
         ids = torch.tensor([[pad] * (width - len(prompts[i])) + list(prompts[i]) for i in rows], device=device)
         mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in rows],
                             device=device)
-        try:
-            gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, temperature=None,
-                                 top_k=None, top_p=None, max_new_tokens=max(budgets[i] for i in rows),
-                                 pad_token_id=pad, eos_token_id=eos)
-        except torch.OutOfMemoryError:
-            if batch_size == 1:
-                raise TrainError(f"out of memory writing a greedy continuation of a {width}-token context",
-                                 fix='set quantize = "4bit" or a lower max_length (for the teacher\'s rewrites: '
-                                     "use_revisions = false)") from None
-            del ids, mask
-            torch.cuda.empty_cache()
-            batch_size //= 2  # the KV cache of long contexts: fewer at a time, same tokens
-            continue
+        gen = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, temperature=None,
+                             top_k=None, top_p=None, max_new_tokens=max(budgets[i] for i in rows),
+                             pad_token_id=pad, eos_token_id=eos)
         for i, row in zip(rows, gen[:, width:].tolist(), strict=True):
             row = row[:budgets[i]]
             if eos is not None and eos in row:
                 row = row[: row.index(eos) + 1]
             out[i] = row
-        start += len(rows)
-        if on_batch is not None:
-            on_batch(len(rows))
+
+    # the KV cache of long contexts is what runs out: fewer at a time
+    shrinking_batches([len(p) for p in prompts], batch_size, run, what="writing a greedy continuation of",
+                      fix='set quantize = "4bit" or a lower max_length (for the teacher\'s rewrites: '
+                          "use_revisions = false)", on_batch=on_batch)
     if was_training:
         model.train()
     return out

@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from redline.trainer.batching import collate, completion_hidden
+from redline.trainer.batching import collate, completion_hidden, shrinking_batches
 from redline.trainer.contexts import Pair
-from redline.trainer.errors import TrainError
 
 log = logging.getLogger("redline.trainer")
 
@@ -89,28 +88,19 @@ def cache_teacher_hidden(model: Any, pairs: Sequence[Pair], pad_id: int, *, batc
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i].teacher_ids) + len(pairs[i].completion_ids))
-    start = 0
-    while start < len(order):
-        rows = [pairs[i] for i in order[start:start + batch_size]]
-        try:
-            batch = collate([p.teacher_ids for p in rows], [p.completion_ids for p in rows], pad_id=pad_id,
-                            device=device)
-            states = completion_hidden(model, batch).to("cpu")
-        except torch.OutOfMemoryError:
-            if batch_size == 1:
-                raise TrainError("out of memory in the teacher's pass over one sequence",
-                                 fix='set quantize = "4bit" or a lower max_length') from None
-            torch.cuda.empty_cache()
-            batch_size //= 2
-            continue
+
+    def run(rows: list[int]) -> None:
+        batch = collate([pairs[i].teacher_ids for i in rows], [pairs[i].completion_ids for i in rows], pad_id=pad_id,
+                        device=device)
+        states = completion_hidden(model, batch).to("cpu")
         at = 0
-        for p in rows:
-            p.teacher_hidden = states[at:at + len(p.completion_ids)].clone()
-            at += len(p.completion_ids)
-        start += len(rows)
-        if on_batch is not None:
-            on_batch(len(rows))
+        for i in rows:
+            pairs[i].teacher_hidden = states[at:at + len(pairs[i].completion_ids)].clone()
+            at += len(pairs[i].completion_ids)
+
+    shrinking_batches([len(p.teacher_ids) + len(p.completion_ids) for p in pairs], batch_size, run,
+                      what="in the teacher's pass over", fix='set quantize = "4bit" or a lower max_length',
+                      on_batch=on_batch)
     if was_training:
         model.train()
     return True

@@ -110,3 +110,26 @@ def test_an_out_of_memory_optimizer_step_resumes_from_the_last_checkpoint(tiny_m
     assert state["oom"] == 1 and result.metrics["micro_batch"] == 2 and result.steps == 4
     ref, got = _weights(tmp_path / "ref"), _weights(tmp_path / "oom")
     assert all(torch.allclose(ref[k], got[k], atol=1e-5) for k in ref)
+
+
+def test_the_passes_before_training_halve_their_batch_on_out_of_memory_and_say_so_at_one() -> None:
+    from redline.trainer.batching import shrinking_batches
+    from redline.trainer.errors import TrainError
+
+    lengths = [50, 10, 30, 20, 40, 60]
+    seen: list[list[int]] = []
+
+    def run(rows: list[int]) -> None:  # a card that holds two sequences at a time
+        if len(rows) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        seen.append(rows)
+
+    done: list[int] = []
+    shrinking_batches(lengths, 4, run, what="in a test pass over", fix="-", on_batch=done.append)
+    assert seen == [[1, 3], [2, 4], [0, 5]] and done == [2, 2, 2]  # shortest first, every item once
+
+    def never(rows: list[int]) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(TrainError, match="out of memory in a test pass over a 10-token context"):
+        shrinking_batches(lengths, 4, never, what="in a test pass over", fix="-")
