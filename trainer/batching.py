@@ -112,10 +112,14 @@ def shrinking_batches(lengths: Sequence[int], batch_size: int, run: Callable[[li
         rows = order[start:start + batch_size]
         try:
             run(rows)
+            failed = False
         except torch.OutOfMemoryError:
+            failed = True
+        if failed:  # outside the except block: its traceback no longer holds `run`'s tensors, so they can be freed
             if batch_size == 1:
-                raise TrainError(f"out of memory {what} a {lengths[rows[0]]}-token context", fix=fix) from None
-            torch.cuda.empty_cache()
+                raise TrainError(f"out of memory {what} a {lengths[rows[0]]}-token context", fix=fix)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
             batch_size //= 2  # fewer at a time, same items
             continue
         start += len(rows)
