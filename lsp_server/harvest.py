@@ -1,5 +1,6 @@
 """Harvest: what happens to model-written code becomes feedback — checkers and forwarded diagnostics on save,
-settled human edits and retention figures on timers, and everything pending when a document closes.
+settled human edits, retention figures and code kept as written on timers, and everything pending when a
+document closes.
 
 Each function takes the server, reads the document's spans, calls a pure function from `spans` or `diagnostics`,
 and queues the result on the store thread.
@@ -17,7 +18,15 @@ from pygls.exceptions import JsonRpcInvalidParams
 from redline.ledger import record_feedback
 from redline.lsp_server.diagnostics import diagnostic_feedback, findings_from_lsp, run_checkers
 from redline.lsp_server.documents import Doc
-from redline.lsp_server.spans import edit_feedback, edit_ready, is_settled, measure_due, on_save
+from redline.lsp_server.spans import (
+    edit_feedback,
+    edit_ready,
+    is_settled,
+    kept_as_written,
+    kept_feedback,
+    measure_due,
+    on_save,
+)
 from redline.lsp_server.tracking import refresh_texts, stored_spans
 from redline.records import Feedback
 
@@ -118,7 +127,8 @@ def publish_hints(ls: RedlineServer, doc: Doc) -> None:
 
 
 async def run_timers(ls: RedlineServer, *, flush: set[str] | None = None) -> int:
-    """Measure retention checkpoints that passed and record settled human edits; returns records added."""
+    """Measure retention checkpoints that passed, record settled human edits and spans kept as written; returns
+    records added."""
     now, added = ls.now(), 0
     for doc in list(ls.docs.values()):
         if doc.repo is None or not doc.ready.is_set():
@@ -133,7 +143,10 @@ async def run_timers(ls: RedlineServer, *, flush: set[str] | None = None) -> int
             lines = refresh_texts(ls, doc, due)
             feedback = []
             for span in due:
-                measure_due(span, now)
+                # the last checkpoint measured now (once), the span unchanged, the saved file checked clean
+                if measure_due(span, now) and kept_as_written(span) and doc.clean \
+                        and not doc.problems.get(span.generation_id):
+                    feedback.append(kept_feedback(span, doc.path))
                 if edit_ready(span, now, settle, flush=flushing):
                     feedback.append(edit_feedback(span, doc.path))
                     span.recorded_text = "" if span.state == "deleted" else span.text

@@ -361,6 +361,25 @@ def edit_feedback(span: TrackedSpan, path: str) -> Feedback:
                     severity="info", trust="high", meta=meta)
 
 
+def kept_as_written(span: TrackedSpan) -> bool:
+    """Still exactly what the model wrote at every retention checkpoint, the last one included."""
+    full = len(span.generated)
+    return (span.state == "live" and not span.due and bool(span.retained) and span.text == span.generated
+            and all(kept == full for kept in span.retained.values()))
+
+
+def kept_feedback(span: TrackedSpan, path: str) -> Feedback:
+    """`accept` for a span kept as written through its last checkpoint, saved, with no problem found.
+
+    The one positive signal an editor gives without asking (the accepted-and-retained figure editors report).
+    The trainer keeps such records as anchors against forgetting and the gate holds them out to measure retention;
+    a later failing test on the same generation outweighs it (a record is passed only if nothing said it was wrong).
+    """
+    return Feedback(kind="accept", source="lsp.kept", message="kept as written, saved, no problem found",
+                    generation_id=span.generation_id, path=path, range=span.line_range(), severity="info",
+                    meta={"generated_chars": len(span.generated), "retained_chars": dict(span.retained)})
+
+
 def overlapping(spans: Iterable[TrackedSpan], first_line: int, last_line: int) -> list[TrackedSpan]:
     """Spans (not deleted) touching the inclusive line interval, innermost first."""
     hits = [s for s in spans if s.state != "deleted" and s.line_range().overlaps_lines(first_line, last_line)]

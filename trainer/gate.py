@@ -84,6 +84,14 @@ class GateReport:
         return "\n".join(lines)
 
 
+def gate_records(heldout: Sequence[TrainingExample], max_records: int) -> list[TrainingExample]:
+    """Up to `max_records` records with mistakes and as many accepted ones, in queue order: an editor's queue holds
+    far more accepted code than mistakes, and a cut over both would leave the fixes unmeasured."""
+    accepted = [ex for ex in heldout if ex.feedback and is_passed(ex.feedback)]
+    rest = [ex for ex in heldout if not (ex.feedback and is_passed(ex.feedback))]
+    return rest[:max_records] + accepted[:max_records]
+
+
 def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[TrainingExample], *,
                   human_texts: Sequence[str] | None = None, repo_root: Path | None = None,
                   thresholds: GateThresholds | None = None, config: TrainConfig | None = None,
@@ -119,7 +127,7 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
                                  "micro_batch": None})
     batch = min(cfg.batch_size, 8)
 
-    records = list(heldout)[:max_records]
+    records = gate_records(heldout, max_records)
     failed = [p for i, ex in enumerate(records)
               if (p := build_pair(tok, i, ex.generation, ex.feedback, cfg, fingerprint=fp))]
     passed_ = [p for i, ex in enumerate(records) if ex.feedback and is_passed(ex.feedback)

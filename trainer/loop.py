@@ -35,7 +35,7 @@ from redline.trainer.batching import (
 )
 from redline.trainer.checkpoint import Checkpointer
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair
+from redline.trainer.contexts import Pair, balance_anchors, build_pair
 from redline.trainer.data import TrainingExample, data_window
 from redline.trainer.errors import TrainError
 from redline.trainer.fsutil import write_json
@@ -90,15 +90,18 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     if config.method == "self-distill":
         pairs = [p for i, ex in enumerate(examples)
                  if (p := build_pair(tokenizer, i, ex.generation, ex.feedback, config, fingerprint=fingerprint))]
+        trainable = len(pairs)
+        pairs = balance_anchors(pairs, config.seed)
     else:
         pairs = sft_pairs(model, tokenizer, examples, config, checker=checker)
+        trainable = len(pairs)
     if not pairs:
         fix = {"scalar": f"no sample passed the checker: raise scalar_k (now {config.scalar_k}) or collect more "
                          "records",
                "sft-edit": "records need human edits"}.get(config.method, "records need feedback")
         raise TrainError(f"none of the {len(examples)} records has anything to train on for {config.method}",
                          fix=fix)
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"anchors_left_out": trainable - len(pairs)}
     if config.method == "self-distill":
         metrics["hindsight"] = hindsight_check(model, pairs, tokenizer.pad_token_id, config)
     # A record's rewrite rides in the same optimizer step as its attempt: steps, epochs and `batch_size` count

@@ -26,6 +26,7 @@ from redline.records import utc_now
 from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
 from redline.trainer.config import TrainConfig
 from redline.trainer.data import examples_from_store
+from redline.trainer.feedback_text import is_passed
 from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
 from redline.trainer.loop import StepCallback, train
 from redline.trainer.registry import AdapterRegistry
@@ -86,10 +87,15 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     try:
         with _sigterm_raises():
             examples = examples_from_store(store, split="train", ids=claim.generation_ids)
+            nothing = None
             if not examples:
+                nothing = "nothing new to train on (no unclaimed training records with feedback)"
+            elif all(is_passed(ex.feedback) for ex in examples):
+                nothing = (f"nothing to learn from yet: all {len(examples)} new records were accepted as written "
+                           "(they stay queued, to anchor the first run that has mistakes to learn from)")
+            if nothing:
                 store.release(claim.token)
-                report = RunReport(None, False, "nothing new to train on (no unclaimed training records with "
-                                                "feedback)", timings={"total": time.perf_counter() - started})
+                report = RunReport(None, False, nothing, timings={"total": time.perf_counter() - started})
                 write_last(store, LastTraining(utc_now(), "nothing", report.reason))
                 return report
             registry = AdapterRegistry(config.adapters_dir)

@@ -429,9 +429,11 @@ class SQLiteStore:
 
     def backlog(self) -> tuple[int, str | None]:
         """(attributed feedback records not yet trained on or claimed, the oldest one's `created_at`): what the
-        daemon schedules by."""
+        daemon schedules by. `accept` records are left out: code kept as written teaches nothing by itself (it
+        anchors a run that has mistakes to learn from), so a day of accepted completions starts no training."""
         n, oldest = self._conn().execute(
             "SELECT COUNT(*), MIN(created_at) FROM feedback WHERE generation_id IS NOT NULL AND state = 'new'"
+            " AND kind != 'accept'"
         ).fetchone()
         return int(n), oldest
 

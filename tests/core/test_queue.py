@@ -86,6 +86,16 @@ def test_claim_ack_release(store: SQLiteStore) -> None:
     assert store.claim("alive", stale_after_s=0).generation_ids == stuck.generation_ids
 
 
+def test_accepted_code_does_not_count_towards_the_backlog_but_is_claimed(store: SQLiteStore) -> None:
+    gens = [make_generation(i) for i in range(3)]
+    store.add(gens, [make_feedback(gens[0].id, 0, kind="accept", message="kept as written", detail=None),
+                     make_feedback(gens[1].id, 1, kind="accept", message="kept as written", detail=None)])
+    assert store.backlog()[0] == 0  # accepted code alone teaches nothing: the daemon waits
+    store.add(feedback=[make_feedback(gens[2].id, 2)])
+    assert store.backlog()[0] == 1
+    assert sorted(store.claim("trainer").generation_ids) == sorted(g.id for g in gens)  # the accepts anchor it
+
+
 def test_attribute_merges_duplicates(store: SQLiteStore) -> None:
     g = make_generation()
     attributed = make_feedback(g.id)

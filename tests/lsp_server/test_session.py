@@ -90,6 +90,39 @@ async def test_generation_edited_around_and_inside_then_saved_with_error(
 
 
 @pytest.mark.asyncio
+async def test_code_kept_as_written_saved_and_clean_becomes_accept(
+    client: LanguageClient, repo: Path, store: Store
+) -> None:
+    kept, broken, edited = (known_generation(repo, store, text) for text in (
+        GENERATED, "def bad(:\n    pass\n", "def sub(a, b):\n    return a - b\n"))
+    buf = Buffer(client, repo / "kept.py", HUMAN)
+    buf.open()
+    for gen, line in ((kept, 4), (broken, 6), (edited, 8)):  # each lands at the end of the file
+        buf.edit((line, 0), (line, 0), gen.completion)
+        client.protocol.notify("redline/didInsertGeneration", {"generationId": gen.id, "uri": buf.uri,
+                                                               "range": rng((line, 0), (line + 2, 0)),
+                                                               "text": gen.completion})
+    buf.edit((9, 15), (9, 16), "+")  # the human changes the third one
+    await buf.save()  # the second one's syntax error is recorded against it
+    unsaved = Buffer(client, repo / "unsaved.py", HUMAN)
+    unsaved.open()
+    later = known_generation(repo, store, "def mul(a, b):\n    return a * b\n")
+    unsaved.edit((4, 0), (4, 0), later.completion)
+    client.protocol.notify("redline/didInsertGeneration", {"generationId": later.id, "uri": unsaved.uri,
+                                                           "range": rng((4, 0), (6, 0)), "text": later.completion})
+
+    assert (await command(client, "redline.advanceClock", 599))["recorded"] == 0  # the last checkpoint is at 10m
+    await command(client, "redline.advanceClock", 2)
+    assert kinds(store, kept.id) == [("accept", "lsp.kept")]
+    (accept,) = store.feedback_for(kept.id)
+    assert accept.meta["retained_chars"] == {"30s": len(GENERATED), "2m": len(GENERATED), "10m": len(GENERATED)}
+    assert kinds(store, broken.id) == [("diagnostic", "lsp.py_compile")]
+    assert kinds(store, edited.id) == [("edit", "lsp.edit")]
+    assert kinds(store, later.id) == []  # never saved: never checked
+    assert (await command(client, "redline.advanceClock", 600))["recorded"] == 0  # recorded once
+
+
+@pytest.mark.asyncio
 async def test_marked_span_gets_a_reconstructed_fim_prompt(client: LanguageClient, repo: Path, store: Store) -> None:
     buf = Buffer(client, repo / "mod.py", HUMAN + GENERATED + "\nadd(1, 2)\n")
     buf.open()

@@ -10,6 +10,7 @@ from conftest import failing, raw_generation
 from redline.cli import cli
 from redline.config import load_config
 from redline.queue.store import SQLiteStore
+from redline.records import Feedback
 
 
 @pytest.fixture
@@ -53,3 +54,26 @@ def test_train_registers_gates_and_adapters_commands(repo: Path) -> None:
     assert json.loads(report.stdout)["version"] == "v0001"
     again = runner.invoke(cli, ["train", "--max-steps", "3"])
     assert "nothing new to train on" in again.output  # the records were acknowledged
+
+
+def test_accepted_records_alone_start_nothing_then_anchor_a_balanced_run(tmp_path: Path, tiny_model: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "kept"
+    root.mkdir()
+    (root / "redline.toml").write_text(f'model = "{tiny_model}"\nscrub_secrets = false\n[train]\nbatch_size = 4\n')
+    monkeypatch.chdir(root)
+    store = SQLiteStore(load_config().db_path)
+    kept = [raw_generation(i) for i in range(6)]
+    store.add(kept, [Feedback(kind="accept", source="lsp.kept", message="kept as written", generation_id=g.id)
+                     for g in kept])
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "--max-steps", "1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "all 6 new records were accepted as written" in result.output
+    assert store.counts()["states"] == {"new": 6}  # released, not consumed
+
+    wrong = [raw_generation(50 + i) for i in range(2)]
+    store.add(wrong, [f for g in wrong for f in failing(g)])
+    store.close()
+    plan = runner.invoke(cli, ["train", "--dry-run"]).output
+    assert "anchors: 2" in plan and "anchors_left_out: 4" in plan  # one anchor per record with a mistake

@@ -14,7 +14,15 @@ from conftest import failing, raw_generation
 
 from redline.records import Feedback
 from redline.trainer.api import TrainConfig, TrainingExample, train
-from redline.trainer.gate import FIXES, RETENTION, GateReport, GateThresholds, _Stats, evaluate_gate
+from redline.trainer.gate import (
+    FIXES,
+    RETENTION,
+    GateReport,
+    GateThresholds,
+    _Stats,
+    evaluate_gate,
+    gate_records,
+)
 
 pytest.importorskip("bench.world")
 
@@ -142,3 +150,11 @@ def test_one_or_two_passed_records_are_not_a_verdict_on_forgetting() -> None:
     before = [-0.1, -0.2, -0.15, -0.1, -0.12]
     _Stats(GateThresholds()).row(report, RETENTION, before, [b - 0.5 for b in before], "must not fall", rise=False)
     assert not report.rows[0]["ok"]
+
+
+def test_many_accepted_records_do_not_crowd_the_mistakes_out_of_the_gate() -> None:
+    kept = [TrainingExample(g, [Feedback(kind="accept", source="lsp.kept", message="kept", generation_id=g.id)])
+            for g in (raw_generation(i, split="heldout") for i in range(100))]
+    wrong = [TrainingExample(g, failing(g)) for g in (raw_generation(200 + i, split="heldout") for i in range(5))]
+    chosen = gate_records(kept + wrong, 64)
+    assert chosen[:5] == wrong and chosen[5:] == kept[:64]
