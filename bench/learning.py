@@ -12,6 +12,7 @@ repository (structures never seen in training), on tasks that touch only the rep
     python bench/learning.py --methods self-distill --train use_passed_anchors=false --out /tmp/no-anchors
     python bench/learning.py --methods self-distill --train lr=1e-3 --train max_steps=40 --out /tmp/lr
     python bench/learning.py --ns 16 --methods self-distill --show-broken 4   # what forgetting looks like
+    python bench/learning.py --methods self-distill --kept 1   # an editor's queue: also the code kept as written
 
 Writes bench/out/learning/results.json, table.md and learning.png.
 """
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
     parser.add_argument("--summarise", action="store_true", help="only rebuild table and plot from results.json")
+    parser.add_argument("--kept", type=float, default=0.0, metavar="R",
+                        help="add R x N records of code kept as written (the model's passing attempts on other "
+                             "train tasks, with the language server's `accept`), as an editor's queue holds")
     parser.add_argument("--show-broken", type=int, default=0, metavar="K",
                         help="after each run, print up to K unchanged-API tasks the base passed and the adapter "
                              "fails, as the lines that differ")
@@ -194,14 +198,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"teacher ceiling {base['ceiling']:.1%}", flush=True)
             for seed in range(args.seeds):
                 for n in ns:
-                    records = make_records(model, repo, n, seed=seed)
-                    passed = sum(bool(fbs) and is_passed(fbs) for _, fbs in records)  # anchors: accepted as is
+                    records = make_records(model, repo, n, seed=seed, kept=round(args.kept * n))
+                    kept = sum(bool(g.meta.get("kept")) for g, _ in records)
+                    passed = sum(bool(fbs) and is_passed(fbs) for _, fbs in records) - kept  # accepted as is
                     for method in methods:
                         cell = run_cell(model, repo, seed, n, method, records, work, args)
                         cells.append(cell)
                         print(f"  seed {seed} N={n:<4} {method:13} held-out {cell.heldout:6.1%}  "
                               f"unchanged {cell.unchanged:6.1%}  ({cell.train_seconds:.0f}s, "
-                              f"{cell.info['steps']} steps; {passed} of {n} records passed)", flush=True)
+                              f"{cell.info['steps']} steps; {passed} of {n} records passed"
+                              f"{f', {kept} kept' if kept else ''})", flush=True)
                         if args.show_broken and not cell.info.get("untrained"):
                             broken = broken_unchanged(model, adapter_dir(work, repo, seed, n, method), repo)
                             print(f"    {len(broken)} unchanged-API task(s) the base passed now fail", flush=True)

@@ -51,7 +51,8 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
     teacher context (for `redline train --dry-run`)."""
     from transformers import AutoTokenizer
 
-    from redline.trainer.contexts import balance_anchors, build_pair
+    from redline.trainer.contexts import build_pair
+    from redline.trainer.data import balance_accepted
     from redline.trainer.errors import ModelNotAvailable
     from redline.trainer.model import tokenizer_fingerprint
     from redline.trainer.revisions import scores_rewrites
@@ -63,12 +64,12 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
         raise ModelNotAvailable(f"no tokenizer for {model_path!r} locally",
                                 fix=f"fetch it once with `hf download {model_path}`") from None
     fp = tokenizer_fingerprint(tok)
-    built = [p for i, ex in enumerate(examples)
+    chosen = balance_accepted(examples, config.seed)
+    pairs = [p for i, ex in enumerate(chosen)
              if (p := build_pair(tok, i, ex.generation, ex.feedback, config, fingerprint=fp))]
-    pairs = balance_anchors(built, config.seed) if config.method == "self-distill" else built
     plan: dict[str, Any] = {
-        "records": len(examples), "trainable": len(built), "skipped": len(examples) - len(built),
-        "anchors": sum(p.anchor for p in pairs), "anchors_left_out": len(built) - len(pairs),
+        "records": len(examples), "trainable": len(pairs), "skipped": len(examples) - len(pairs),
+        "anchors": sum(p.anchor for p in pairs), "accepted_left_out": len(examples) - len(chosen),
         "truncated": sum(p.truncated for p in pairs),
         "student_prompt_tokens": sum(len(p.student_ids) for p in pairs),
         "teacher_prompt_tokens": sum(len(p.teacher_ids) for p in pairs),

@@ -11,7 +11,6 @@ Too long for `max_length`: the feedback is cut first, then the oldest prompt tok
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -219,20 +218,6 @@ def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: lis
                  generation.id, config.max_length)
     return Pair(index, student, teacher, comp, old, anchor=not text, truncated=truncated,
                 adapter_version=generation.adapter_version)
-
-
-def balance_anchors(pairs: list[Pair], seed: int) -> list[Pair]:
-    """At most as many anchors (accepted records) as records with mistakes: a seeded choice, in queue order.
-
-    An editor's queue holds far more code kept as written than code that drew feedback. Unbalanced, anchors would
-    take most of a run's steps (at most 300) and leave the mistakes fewer than the 3 passes they need; the
-    learning benchmark's runs have up to one anchor per mistake."""
-    anchors = [i for i, p in enumerate(pairs) if p.anchor]
-    surplus = len(anchors) - (len(pairs) - len(anchors))
-    if surplus <= 0:
-        return pairs
-    dropped = set(random.Random(seed).sample(anchors, surplus))
-    return [p for i, p in enumerate(pairs) if i not in dropped]
 
 
 def _teacher_ids(tokenizer: Any, generation: Generation, feedback: str, config: TrainConfig, budget: int

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from redline.queue.store import Store
 from redline.records import Feedback, Generation
+from redline.trainer.feedback_text import is_passed
 
 
 @dataclass
@@ -31,6 +33,21 @@ def examples_from_store(store: Store, *, split: str | None = "train", ids: Itera
             continue
         out.append(TrainingExample(g, store.feedback_for(g.id)))
     return out
+
+
+def balance_accepted(examples: Sequence[TrainingExample], seed: int) -> list[TrainingExample]:
+    """At most as many accepted records (anchors) as records with mistakes: a seeded choice, in queue order.
+
+    An editor's queue holds far more code kept as written than code that drew feedback. Unbalanced, anchors would
+    take most of a run's steps (at most 300) and leave the mistakes fewer than the 3 passes they need; the
+    learning benchmark's runs have up to one anchor per mistake."""
+    accepted = [i for i, ex in enumerate(examples) if ex.feedback and is_passed(ex.feedback)]
+    mistakes = sum(bool(ex.feedback) and not is_passed(ex.feedback) for ex in examples)
+    surplus = len(accepted) - mistakes
+    if surplus <= 0:
+        return list(examples)
+    dropped = set(random.Random(seed).sample(accepted, surplus))
+    return [ex for i, ex in enumerate(examples) if i not in dropped]
 
 
 def data_window(examples: Sequence[TrainingExample]) -> list[str | None]:

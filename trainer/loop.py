@@ -35,8 +35,8 @@ from redline.trainer.batching import (
 )
 from redline.trainer.checkpoint import Checkpointer
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, balance_anchors, build_pair
-from redline.trainer.data import TrainingExample, data_window
+from redline.trainer.contexts import Pair, build_pair
+from redline.trainer.data import TrainingExample, balance_accepted, data_window
 from redline.trainer.errors import TrainError
 from redline.trainer.fsutil import write_json
 from redline.trainer.identity import base_identity, check_base, read_adapter_meta
@@ -77,6 +77,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     require_checker(config, checker)
     if not examples:
         raise TrainError("no training records", fix="collect feedback first (`redline status` shows the queue)")
+    given = len(examples)
+    examples = balance_accepted(examples, config.seed)
     started = time.perf_counter()
     _seed(config.seed)
     model, tokenizer = load_base(model_path, device=device, quantize=config.quantize)
@@ -90,18 +92,15 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     if config.method == "self-distill":
         pairs = [p for i, ex in enumerate(examples)
                  if (p := build_pair(tokenizer, i, ex.generation, ex.feedback, config, fingerprint=fingerprint))]
-        trainable = len(pairs)
-        pairs = balance_anchors(pairs, config.seed)
     else:
         pairs = sft_pairs(model, tokenizer, examples, config, checker=checker)
-        trainable = len(pairs)
     if not pairs:
         fix = {"scalar": f"no sample passed the checker: raise scalar_k (now {config.scalar_k}) or collect more "
                          "records",
                "sft-edit": "records need human edits"}.get(config.method, "records need feedback")
         raise TrainError(f"none of the {len(examples)} records has anything to train on for {config.method}",
                          fix=fix)
-    metrics: dict[str, Any] = {"anchors_left_out": trainable - len(pairs)}
+    metrics: dict[str, Any] = {"accepted_left_out": given - len(examples)}
     if config.method == "self-distill":
         metrics["hindsight"] = hindsight_check(model, pairs, tokenizer.pad_token_id, config)
     # A record's rewrite rides in the same optimizer step as its attempt: steps, epochs and `batch_size` count
@@ -227,8 +226,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     metrics.update(meter.summary(), memory_plan=memory.to_dict(), micro_batch=micro, oom_retries=ooms,
                    padding_waste=padding_waste([m for b in plan for m in micro_batches(b, pairs, micro)], pairs),
                    model_shape=shape.to_dict())
-    result = TrainResult(out_dir, config.method, n_steps, len(examples), len(pairs),
-                         len(examples) - len({p.index for p in pairs}),
+    result = TrainResult(out_dir, config.method, n_steps, given, len(pairs), given - len({p.index for p in pairs}),
                          tokens, time.perf_counter() - started, start, metrics)
     log.info("trained %d steps (micro-batch %d%s): %.0f tokens/s processed%s%s", n_steps - start, micro,
              ", gradient checkpointing" if memory.gradient_checkpointing else "", metrics.get("tokens_per_s", 0.0),

@@ -39,11 +39,12 @@ def pass_rate(model_path: str | Path, adapter_dir: str | Path | None, repo: Repo
 
 
 def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, temperature: float = 0.0,
-                 adapter_dir: str | Path | None = None) -> list[tuple[Generation, list[Feedback]]]:
-    """The model's attempts on `n` train tasks of `repo`, with the checker's feedback, as Redline records."""
+                 adapter_dir: str | Path | None = None, kept: int = 0) -> list[tuple[Generation, list[Feedback]]]:
+    """The model's attempts on `n` train tasks of `repo`, with the checker's feedback, as Redline records (and
+    `kept` more of code kept as written: see `bench.world.records.make_records`)."""
     from bench.world.records import make_records as make
 
-    return make(model_path, repo, n, seed, temperature=temperature, adapter_dir=adapter_dir)
+    return make(model_path, repo, n, seed, temperature=temperature, adapter_dir=adapter_dir, kept=kept)
 
 
 __all__ = ["APIS", "HINDSIGHT_TEMPLATE", "Change", "CheckResult", "Finding", "Repo", "Task", "build_or_load_model",

@@ -38,11 +38,33 @@ def _feedback(f: Finding, generation_id: str, lines: list[str]) -> Feedback:
 
 
 def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, temperature: float = 0.0,
-                 adapter_dir: str | Path | None = None) -> list[Record]:
-    """The model's attempts on `n` train tasks of `repo` (drawn with `seed`), checked, as (generation, feedback)."""
+                 adapter_dir: str | Path | None = None, kept: int = 0) -> list[Record]:
+    """The model's attempts on `n` train tasks of `repo` (drawn with `seed`), checked, as (generation, feedback).
+
+    `kept`: then up to that many more records of code the developer kept as written — the model's passing
+    attempts on other train tasks (a second seeded draw), with the `accept` the language server records for them."""
     if n > len(repo.train_tasks):
         raise ValueError(f"n={n} exceeds the {len(repo.train_tasks)} train tasks of {repo.id}")
     tasks = random.Random(f"{repo.id}:{seed}").sample(repo.train_tasks, n)
+    records = _records(model_path, repo, tasks, seed, temperature, adapter_dir)
+    drawn = {t.id for t in tasks}
+    rest = [t for t in repo.train_tasks if t.id not in drawn]
+    random.Random(f"{repo.id}:{seed}:kept").shuffle(rest)
+    for start in range(0, len(rest), 64):
+        if kept <= 0:
+            break
+        for gen, feedback in _records(model_path, repo, rest[start:start + 64], seed, temperature, adapter_dir):
+            if kept > 0 and feedback and feedback[0].kind == "accept":
+                gen.meta["kept"] = True
+                records.append((gen, [Feedback(kind="accept", source="lsp.kept", severity="info",
+                                               message="kept as written, saved, no problem found",
+                                               generation_id=gen.id)]))
+                kept -= 1
+    return records
+
+
+def _records(model_path: str | Path, repo: Repo, tasks: list, seed: int, temperature: float,
+             adapter_dir: str | Path | None) -> list[Record]:
     outs = attempts(model_path, adapter_dir, repo, tasks, temperature=temperature, seed=seed)
     model_path = Path(model_path)
     weights = model_path / WEIGHTS

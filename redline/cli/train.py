@@ -54,7 +54,7 @@ def _dry_run(model_ref: str, examples: list[Any], tcfg: Any) -> None:
     from redline.trainer.api import plan_training
 
     plan = plan_training(model_ref, examples, tcfg)
-    for key in ("method", "hindsight", "records", "trainable", "skipped", "anchors", "anchors_left_out",
+    for key in ("method", "hindsight", "records", "trainable", "skipped", "anchors", "accepted_left_out",
                 "truncated", "teacher_rewrites", "student_prompt_tokens", "teacher_prompt_tokens", "completion_tokens"):
         click.echo(f"{key:>22}: {plan[key]}")
     if "example_student" in plan:

@@ -162,6 +162,22 @@ def test_records_round_trip_through_the_import_format(tmp_path: Path) -> None:
     assert set(line) == {"generation", "feedback"}
 
 
+@pytest.mark.skipif(not verify(MODEL_DIR), reason="no committed tiny model at bench/world/model")
+def test_kept_code_is_added_as_accepts_on_other_train_tasks_without_changing_the_records() -> None:
+    from bench.world.records import make_records
+
+    repo = make_repos(1, seed=0)[0]
+    plain = make_records(MODEL_DIR, repo, 8, seed=0)
+    with_kept = make_records(MODEL_DIR, repo, 8, seed=0, kept=5)
+    assert [g.meta["task_id"] for g, _ in with_kept[:8]] == [g.meta["task_id"] for g, _ in plain]
+    kept = with_kept[8:]
+    assert len(kept) == 5 and all(g.meta["kept"] for g, _ in kept)
+    assert not {g.meta["task_id"] for g, _ in kept} & {g.meta["task_id"] for g, _ in plain}
+    for gen, feedback in kept:
+        assert [(f.kind, f.source) for f in feedback] == [("accept", "lsp.kept")]
+        assert check(repo, next(t for t in repo.train_tasks if t.id == gen.meta["task_id"]), gen.completion).passed
+
+
 @pytest.mark.slow
 def test_pretrain_stages_chain_and_write_a_checked_model(tmp_path) -> None:
     pytest.importorskip("torch")

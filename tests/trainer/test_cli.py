@@ -76,4 +76,4 @@ def test_accepted_records_alone_start_nothing_then_anchor_a_balanced_run(tmp_pat
     store.add(wrong, [f for g in wrong for f in failing(g)])
     store.close()
     plan = runner.invoke(cli, ["train", "--dry-run"]).output
-    assert "anchors: 2" in plan and "anchors_left_out: 4" in plan  # one anchor per record with a mistake
+    assert "anchors: 2" in plan and "accepted_left_out: 4" in plan  # one anchor per record with a mistake

@@ -8,8 +8,6 @@ from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import (
     REPROMPT_FEEDBACK,
     REPROMPT_SOLVE,
-    Pair,
-    balance_anchors,
     build_pair,
     comment_prefix,
     encode,
@@ -106,15 +104,3 @@ def test_rewrites_and_samples_no_longer_than_the_recorded_attempt_was_allowed() 
     assert _budget(TrainingExample(g, []), TrainConfig(revision_max_new_tokens=256), 10) == 40
     g.sampling = {}
     assert _budget(TrainingExample(g, []), TrainConfig(revision_max_new_tokens=256, max_length=100), 10) == 90
-
-
-def test_anchors_are_capped_at_one_per_record_with_a_mistake_in_queue_order() -> None:
-    pairs = [Pair(i, [1], [1], [2], anchor=i % 4 != 0) for i in range(12)]  # 3 mistakes, 9 anchors
-    kept = balance_anchors(pairs, seed=0)
-    assert [p.index for p in kept if not p.anchor] == [0, 4, 8]
-    assert sum(p.anchor for p in kept) == 3
-    assert [p.index for p in kept] == sorted(p.index for p in kept)
-    assert [p.index for p in balance_anchors(pairs, seed=0)] == [p.index for p in kept]  # the same each run
-    few = pairs[:5]  # 2 mistakes, 3 anchors → 2 anchors; and below the cap nothing changes
-    assert sum(p.anchor for p in balance_anchors(few, seed=1)) == 2
-    assert balance_anchors(pairs[:2], seed=0) == pairs[:2]
