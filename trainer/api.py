@@ -68,7 +68,7 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
     pairs = [p for i, ex in enumerate(chosen)
              if (p := build_pair(tok, i, ex.generation, ex.feedback, config, fingerprint=fp))]
     plan: dict[str, Any] = {
-        "records": len(examples), "trainable": len(pairs), "skipped": len(examples) - len(pairs),
+        "records": len(examples), "trainable": len(pairs), "skipped": len(chosen) - len(pairs),
         "anchors": sum(p.anchor for p in pairs), "accepted_left_out": len(examples) - len(chosen),
         "truncated": sum(p.truncated for p in pairs),
         "student_prompt_tokens": sum(len(p.student_ids) for p in pairs),

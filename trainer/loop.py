@@ -98,7 +98,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
         fix = {"scalar": f"no sample passed the checker: raise scalar_k (now {config.scalar_k}) or collect more "
                          "records",
                "sft-edit": "records need human edits"}.get(config.method, "records need feedback")
-        raise TrainError(f"none of the {len(examples)} records has anything to train on for {config.method}",
+        raise TrainError(f"none of the {given} records has anything to train on for {config.method}",
                          fix=fix)
     metrics: dict[str, Any] = {"accepted_left_out": given - len(examples)}
     if config.method == "self-distill":
