@@ -346,6 +346,9 @@ def run_demo(*, tasks: int = DEFAULT_TASKS, seed: int = 0, keep: str | Path | No
         ingest = _redline(sample, "ci", "ingest", "--no-hints", "--format", fmt, report_file, capture=True)
         for ln in (ingest.stdout + ingest.stderr).strip().splitlines()[-2:]:
             console.print(f"    redline ci ingest: {ln}")
+    kept = _keep_unflagged(sample)
+    console.print(f"    kept as written: {kept} files nothing flagged get an accept (what the language server "
+                  "records after ten minutes in an editor)")
     status = _redline(sample, "status", "--json", capture=True)
     counts = json.loads(status.stdout)
     _print_counts(console, counts)
@@ -435,6 +438,26 @@ def _write_and_record(console: Any, sample: Path, model_path: Path, repo: Any, f
     finally:
         store.close()
     return len(items)
+
+
+def _keep_unflagged(sample: Path) -> int:
+    """`accept` for each generation nothing flagged: the developer kept that code as written. In an editor the
+    language server records it (docs/editors.md); the demo has no editor, so it records the same through the core
+    ledger, under its own source. Returns how many."""
+    from redline.config import load_config
+    from redline.ledger import record_feedback
+    from redline.queue import open_store
+    from redline.records import Feedback
+
+    config = load_config(sample)
+    store = open_store(config)
+    try:
+        kept = [Feedback(kind="accept", source="demo.kept", severity="info", generation_id=g.id,
+                         message="kept as written, saved, no problem found")
+                for g in store.generations() if not store.feedback_for(g.id)]
+        return record_feedback(store, config, kept).feedback
+    finally:
+        store.close()
 
 
 def _counts_summary(counts: dict[str, Any]) -> dict[str, Any]:

@@ -106,6 +106,8 @@ def test_demo_end_to_end(tmp_path: Path, redline_home: Path, world_model: Path) 
     assert pytest_rows is not None and pytest_rows["attributed"] >= 1, result.counts
     assert result.counts["attributed"] == result.counts["feedback"]  # every finding lands on its generation
     assert result.counts["generations"] == 8 + 4
+    # what nothing flagged was kept as written: every generation has feedback, an accept only where nothing else
+    assert result.counts["generations_with_feedback"] == result.counts["generations"]
     assert result.version == "v0001"
     assert result.gate_passed in (True, False)
     assert result.report.is_file() and "data:image/png;base64," in result.report.read_text()
