@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = [int(x) for x in args.ns.split(",")]
     methods = [m for m in args.methods.split(",") if m]
     from redline.errors import RedlineError
-    from redline.trainer.feedback_text import is_passed
+    from redline.trainer.feedback_text import is_accepted
 
     for method in methods:  # a bad method or --train setting fails now, in one line, not after the first cell
         try:
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in ns:
                     records = make_records(model, repo, n, seed=seed, kept=round(args.kept * n))
                     kept = sum(bool(g.meta.get("kept")) for g, _ in records)
-                    passed = sum(bool(fbs) and is_passed(fbs) for _, fbs in records) - kept  # accepted as is
+                    passed = sum(is_accepted(fbs) for _, fbs in records) - kept  # accepted as is
                     for method in methods:
                         cell = run_cell(model, repo, seed, n, method, records, work, args)
                         cells.append(cell)

@@ -16,7 +16,7 @@ from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import Pair, build_pair, encode, student_prompt_ids
 from redline.trainer.data import TrainingExample
 from redline.trainer.errors import TrainError
-from redline.trainer.feedback_text import correction_of, is_passed
+from redline.trainer.feedback_text import correction_of, is_accepted
 from redline.trainer.generation import decode, sample_ids
 from redline.trainer.revisions import rewrite_budget, teacher_rewrites
 
@@ -77,7 +77,7 @@ def _revision_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExamp
                                            strict=True)):
         if revision is None:
             # an accepted attempt is its own target: the same anchors self-distillation gets
-            if config.use_passed_anchors and ex.feedback and is_passed(ex.feedback):
+            if config.use_passed_anchors and is_accepted(ex.feedback):
                 pair = build_pair(tokenizer, i, ex.generation, ex.feedback, config)
                 if pair is not None:
                     pairs.append(pair)

@@ -17,7 +17,7 @@ from typing import Any
 
 from redline.records import Generation, Prompt
 from redline.trainer.config import TrainConfig
-from redline.trainer.feedback_text import aggregate, is_passed, truncate_text
+from redline.trainer.feedback_text import aggregate, is_accepted, truncate_text
 
 log = logging.getLogger("redline.trainer")
 
@@ -190,7 +190,7 @@ def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: lis
 
     `target_ids` replaces the completion (SFT baselines train on a revision or a human edit instead)."""
     text = aggregate(feedback, max_chars=config.max_feedback_chars)
-    passed = bool(feedback) and is_passed(feedback)  # an explicit accept; no feedback at all proves nothing
+    passed = is_accepted(feedback)
     if not text and not (passed and config.use_passed_anchors) and target_ids is None:
         return None  # SDPO: no feedback → zero loss; skip the record instead of computing zeros
     if target_ids is not None:

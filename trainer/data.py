@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from redline.queue.store import Store
 from redline.records import Feedback, Generation
-from redline.trainer.feedback_text import is_passed
+from redline.trainer.feedback_text import is_accepted
 
 
 @dataclass
@@ -41,8 +41,8 @@ def balance_accepted(examples: Sequence[TrainingExample], seed: int) -> list[Tra
     An editor's queue holds far more code kept as written than code that drew feedback. Unbalanced, anchors would
     take most of a run's steps (at most 300) and leave the mistakes fewer than the 3 passes they need; the
     learning benchmark's runs have up to one anchor per mistake."""
-    accepted = [i for i, ex in enumerate(examples) if ex.feedback and is_passed(ex.feedback)]
-    mistakes = sum(bool(ex.feedback) and not is_passed(ex.feedback) for ex in examples)
+    accepted = [i for i, ex in enumerate(examples) if is_accepted(ex.feedback)]
+    mistakes = sum(bool(ex.feedback) and not is_accepted(ex.feedback) for ex in examples)
     surplus = len(accepted) - mistakes
     if surplus <= 0:
         return list(examples)

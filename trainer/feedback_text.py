@@ -21,6 +21,11 @@ def is_passed(feedback: Sequence[Feedback]) -> bool:
     return all(f.kind in POSITIVE_KINDS for f in feedback)
 
 
+def is_accepted(feedback: Sequence[Feedback]) -> bool:
+    """An explicit accept and nothing against it: a passed record (no feedback at all proves nothing)."""
+    return bool(feedback) and is_passed(feedback)
+
+
 def correction_of(feedback: Sequence[Feedback]) -> str | None:
     """The most recent human edit's final text, if any."""
     edits = [f for f in feedback if f.kind == "edit" and f.correction is not None]

@@ -38,7 +38,7 @@ from redline.trainer.batching import OutputHead, collate, completion_hidden
 from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import Pair, build_pair, encode
 from redline.trainer.data import TrainingExample
-from redline.trainer.feedback_text import correction_of, is_passed
+from redline.trainer.feedback_text import correction_of, is_accepted
 from redline.trainer.losses import CHUNK, divergence, token_logprobs
 
 #: metric names (the rows of the report; the status line and `redline eval` show them)
@@ -87,8 +87,10 @@ class GateReport:
 def gate_records(heldout: Sequence[TrainingExample], max_records: int) -> list[TrainingExample]:
     """Up to `max_records` records with mistakes and as many accepted ones, in queue order: an editor's queue holds
     far more accepted code than mistakes, and a cut over both would leave the fixes unmeasured."""
-    accepted = [ex for ex in heldout if ex.feedback and is_passed(ex.feedback)]
-    rest = [ex for ex in heldout if not (ex.feedback and is_passed(ex.feedback))]
+    accepted: list[TrainingExample] = []
+    rest: list[TrainingExample] = []
+    for ex in heldout:
+        (accepted if is_accepted(ex.feedback) else rest).append(ex)
     return rest[:max_records] + accepted[:max_records]
 
 
@@ -130,7 +132,7 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
     records = gate_records(heldout, max_records)
     failed = [p for i, ex in enumerate(records)
               if (p := build_pair(tok, i, ex.generation, ex.feedback, cfg, fingerprint=fp))]
-    passed_ = [p for i, ex in enumerate(records) if ex.feedback and is_passed(ex.feedback)
+    passed_ = [p for i, ex in enumerate(records) if is_accepted(ex.feedback)
                if (p := build_pair(tok, i, ex.generation, [], cfg, fingerprint=fp,
                                    target_ids=_completion_ids(tok, ex, cfg, fp))) is not None]
     edits = []

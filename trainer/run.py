@@ -26,7 +26,7 @@ from redline.records import utc_now
 from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
 from redline.trainer.config import TrainConfig
 from redline.trainer.data import examples_from_store
-from redline.trainer.feedback_text import is_passed
+from redline.trainer.feedback_text import is_accepted
 from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
 from redline.trainer.loop import StepCallback, train
 from redline.trainer.registry import AdapterRegistry
@@ -90,7 +90,7 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
             nothing = None
             if not examples:
                 nothing = "nothing new to train on (no unclaimed training records with feedback)"
-            elif all(is_passed(ex.feedback) for ex in examples):
+            elif all(is_accepted(ex.feedback) for ex in examples):
                 nothing = (f"nothing to learn from yet: all {len(examples)} new records were accepted as written "
                            "(they stay queued, to anchor the first run that has mistakes to learn from)")
             if nothing:

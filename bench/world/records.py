@@ -16,6 +16,7 @@ from bench.world.evaluate import attempts, max_new_tokens
 from bench.world.pretrain import WEIGHTS, sha256_file
 from bench.world.repos import Repo, check
 from redline.records import Feedback, Generation, ModelRef, Prompt, Range
+from redline.trainer.feedback_text import is_accepted
 
 Record = tuple[Generation, list[Feedback]]
 
@@ -54,7 +55,7 @@ def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, t
         if kept <= 0:
             break
         for gen, feedback in _records(model_path, repo, rest[start:start + 64], seed, temperature, adapter_dir):
-            if kept > 0 and feedback and feedback[0].kind == "accept":
+            if kept > 0 and is_accepted(feedback):
                 gen.meta["kept"] = True
                 records.append((gen, [Feedback(kind="accept", source="lsp.kept", severity="info",
                                                message="kept as written, saved, no problem found",

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from redline.records import Feedback, Range
-from redline.trainer.feedback_text import aggregate, correction_of, is_passed
+from redline.trainer.feedback_text import aggregate, correction_of, is_accepted, is_passed
 
 
 def fb(**kw) -> Feedback:
@@ -32,6 +32,7 @@ def test_length_cap_keeps_strongest_item() -> None:
 def test_passed_and_correction() -> None:
     assert is_passed([]) and is_passed([fb(kind="accept", source="editor")])
     assert not is_passed([fb(message="x")])
+    assert is_accepted([fb(kind="accept", source="editor")]) and not is_accepted([])  # silence proves nothing
     assert aggregate([fb(kind="accept", source="editor")]) == ""
     edits = [fb(kind="edit", source="h", correction="a"), fb(kind="edit", source="h", correction="b")]
     assert correction_of(edits) == "b"
