@@ -454,7 +454,7 @@ def _keep_unflagged(sample: Path) -> int:
     try:
         kept = [Feedback(kind="accept", source="demo.kept", severity="info", generation_id=g.id,
                          message="kept as written, saved, no problem found")
-                for g in store.generations() if not store.feedback_for(g.id)]
+                for g in store.generations(with_feedback=False)]
         return record_feedback(store, config, kept).feedback
     finally:
         store.close()
