@@ -360,8 +360,8 @@ def run_demo(*, tasks: int = DEFAULT_TASKS, seed: int = 0, keep: str | Path | No
     train = _redline(sample, "train")
     if train.returncode:
         raise RuntimeError(f"`redline train` failed (exit {train.returncode}); see its output above")
+    from redline.adapters import AdapterRegistry
     from redline.config import load_config
-    from redline.trainer.registry import AdapterRegistry
 
     config = load_config(sample)
     registry = AdapterRegistry(config.adapters_dir)

@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from redline.trainer.serve import gguf_lora  # noqa: E402
+from redline.export import gguf_lora  # noqa: E402
 from tests.export.helpers import build_adapter, build_base  # noqa: E402
 from tests.export.llama_gguf import write_llama_gguf  # noqa: E402
 from tests.export.test_llamacpp_runtime import cpp_logits, hf_logits  # noqa: E402

@@ -154,7 +154,7 @@ async def proxy_in_process(config: Any, store: Any, n: int) -> tuple[list[float]
     """(direct, through the proxy) seconds per answer, all in this process (see the module doc)."""
     import httpx
 
-    from redline.trainer.serve.proxy import Proxy, build_proxy_app, open_quick_store
+    from redline.serve.proxy import Proxy, build_proxy_app, open_quick_store
 
     answer = {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "m",
               "choices": [{"index": 0, "text": "    return 1", "finish_reason": "stop", "logprobs": None}]}
@@ -304,7 +304,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
-from redline.trainer.serve.listen import bind
+from redline.serve.listen import bind
 
 MODELS = json.dumps({"object": "list", "data": [{"id": sys.argv[1], "object": "model"}]}).encode()
 CHOICE = {"index": 0, "text": "    return 1", "finish_reason": "stop", "logprobs": None}
@@ -332,7 +332,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
-from redline.trainer.serve.listen import bind
+from redline.serve.listen import bind
 
 client = httpx.AsyncClient()
 

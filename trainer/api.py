@@ -36,7 +36,7 @@ def generate(model: Any, tokenizer: Any, generation_or_prompt: Generation | Prom
              max_new_tokens: int = 128, greedy: bool = True, n: int = 1, temperature: float = 1.0) -> list[str]:
     """Decoded completions for a record's prompt, rendered exactly as the student context renders it (raw text,
     chat template with the generation prompt, or the tokenizer's FIM tokens). Stops at eos."""
-    from redline.trainer.contexts import student_prompt_ids
+    from redline.prompts import student_prompt_ids
     from redline.trainer.generation import decode, sample_ids
 
     ids = student_prompt_ids(tokenizer, generation_or_prompt)

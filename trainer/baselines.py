@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from redline.prompts import encode, student_prompt_ids
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair, encode, student_prompt_ids
+from redline.trainer.contexts import Pair, build_pair
 from redline.trainer.data import TrainingExample
 from redline.trainer.errors import TrainError
 from redline.trainer.feedback_text import correction_of, is_accepted

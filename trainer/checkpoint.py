@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from redline.fsutil import atomic_write, fsync_path
 from redline.trainer.errors import TrainError
-from redline.trainer.fsutil import atomic_write, fsync_path
 
 
 class Checkpointer:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from redline.records import Generation, Prompt
+from redline.prompts import chat_text, encode, fim_text, message_dict, render_student, student_prompt_ids
+from redline.records import Generation
 from redline.trainer.config import TrainConfig
 from redline.trainer.feedback_text import aggregate, is_accepted, truncate_text
 
@@ -25,13 +26,6 @@ REPROMPT_FEEDBACK = "The following is feedback from your unsuccessful earlier at
 REPROMPT_SOLVE = "Correctly solve the original question."
 DEFAULT_TEMPLATE = REPROMPT_FEEDBACK + "\n{feedback}\n" + REPROMPT_SOLVE + "\n\n{prompt}"
 
-#: FIM sentinels per model family, in prefix-suffix-middle order
-FIM_TOKENS = (
-    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
-    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
-    ("<|fim▁begin|>", "<|fim▁hole|>", "<|fim▁end|>"),
-    ("<PRE>", "<SUF>", "<MID>"),
-)
 _COMMENT = {
     **dict.fromkeys(("py", "sh", "bash", "rb", "pl", "r", "yaml", "yml", "toml", "jl", "ex", "exs", "nim"), "#"),
     **dict.fromkeys(("js", "jsx", "ts", "tsx", "java", "c", "h", "cc", "cpp", "hpp", "cs", "go", "rs", "swift",
@@ -68,47 +62,22 @@ class Pair:
 # -- rendering ---------------------------------------------------------------------------------------------------
 
 
-def prompt_format(prompt: Generation | Prompt | str) -> str:
-    if isinstance(prompt, Generation):
-        return prompt.prompt_format
-    if isinstance(prompt, str) or (prompt.messages is None and prompt.prefix is None):
-        return "raw"
-    return "chat" if prompt.messages else "fim"
-
-
-def render_student(tokenizer: Any, prompt: Generation | Prompt | str) -> tuple[str, bool]:
-    """(text, add_special_tokens): the prompt exactly as the model saw it when it wrote the attempt."""
-    fmt = prompt_format(prompt)
-    p = prompt.prompt if isinstance(prompt, Generation) else prompt
-    if isinstance(p, str):
-        return p, True
-    if fmt == "chat":
-        if p.messages and getattr(tokenizer, "chat_template", None):
-            return _chat_text(tokenizer, [_msg(m) for m in p.messages]), False
-        if p.text is not None:
-            return p.text, False
-        return "\n".join(f"{m.role}: {m.content}" for m in p.messages or []) + "\nassistant: ", True
-    if fmt == "fim":
-        return _fim_text(tokenizer, p.prefix or "", p.suffix or ""), True
-    return p.text or "", True
-
-
 def render_teacher(tokenizer: Any, generation: Generation, feedback: str, config: TrainConfig) -> tuple[str, bool]:
     """The student's context plus the hindsight, per strategy (see module doc)."""
     strategy = resolve_strategy(tokenizer, generation, config)
     p = generation.prompt
     if strategy == "chat":
         reprompt = f"{REPROMPT_FEEDBACK}\n\n{feedback}\n\n{REPROMPT_SOLVE}"
-        messages = [_msg(m) for m in p.messages or []]
+        messages = [message_dict(m) for m in p.messages or []]
         try:
-            return _chat_text(tokenizer, [*messages, {"role": "user", "content": reprompt}]), False
+            return chat_text(tokenizer, [*messages, {"role": "user", "content": reprompt}]), False
         except Exception:  # templates that insist on alternating roles: fold the reprompt into the last user turn
             messages[-1] = {**messages[-1], "content": messages[-1]["content"] + "\n\n" + reprompt}
-            return _chat_text(tokenizer, messages), False
+            return chat_text(tokenizer, messages), False
     if strategy == "fim":
         path = generation.insertion.path if generation.insertion else ""
         prefix = _with_comment_block(p.prefix or "", feedback, path)
-        return _fim_text(tokenizer, prefix, p.suffix or ""), True
+        return fim_text(tokenizer, prefix, p.suffix or ""), True
     text, special = render_student(tokenizer, generation)
     template = config.template or DEFAULT_TEMPLATE
     return template.format(prompt=text, feedback=feedback, completion=generation.completion), special
@@ -140,37 +109,7 @@ def _with_comment_block(prefix: str, feedback: str, path: str) -> str:
     return (head + "\n" if prefix.count("\n") else "") + block + line
 
 
-def _chat_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def _fim_text(tokenizer: Any, prefix: str, suffix: str) -> str:
-    tokens = fim_tokens(tokenizer)
-    if tokens is None:  # no FIM support: the model continued the prefix
-        return prefix
-    pre, suf, mid = tokens
-    return f"{pre}{prefix}{suf}{suffix}{mid}"
-
-
-def fim_tokens(tokenizer: Any) -> tuple[str, str, str] | None:
-    vocab = tokenizer.get_vocab()
-    return next((t for t in FIM_TOKENS if all(x in vocab for x in t)), None)
-
-
-def _msg(m: Any) -> dict[str, str]:
-    return {"role": m.role, "content": m.content}
-
-
 # -- token ids ---------------------------------------------------------------------------------------------------
-
-
-def encode(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
-
-
-def student_prompt_ids(tokenizer: Any, prompt: Generation | Prompt | str) -> list[int]:
-    text, special = render_student(tokenizer, prompt)
-    return encode(tokenizer, text, special)
 
 
 def completion_ids(tokenizer: Any, generation: Generation, *, fingerprint: str | None, append_eos: bool = True

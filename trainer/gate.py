@@ -34,9 +34,10 @@ from typing import Any
 
 import torch
 
+from redline.prompts import encode
 from redline.trainer.batching import OutputHead, collate, completion_hidden
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair, encode
+from redline.trainer.contexts import Pair, build_pair
 from redline.trainer.data import TrainingExample
 from redline.trainer.feedback_text import correction_of, is_accepted
 from redline.trainer.losses import CHUNK, divergence, token_logprobs

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from redline.fsutil import write_json
 from redline.records import utc_now
 from redline.trainer.baselines import Checker, require_checker, sft_pairs
 from redline.trainer.batching import (
@@ -38,7 +39,6 @@ from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import Pair, build_pair
 from redline.trainer.data import TrainingExample, balance_accepted, data_window
 from redline.trainer.errors import TrainError
-from redline.trainer.fsutil import write_json
 from redline.trainer.identity import base_identity, check_base, read_adapter_meta
 from redline.trainer.losses import chunked_divergence, chunked_logprobs, importance_weights
 from redline.trainer.model import attach_lora, fit_to_model, load_base

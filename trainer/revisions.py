@@ -13,8 +13,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from redline.prompts import encode
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair, encode, render_teacher
+from redline.trainer.contexts import Pair, build_pair, render_teacher
 from redline.trainer.data import TrainingExample
 from redline.trainer.feedback_text import aggregate
 from redline.trainer.generation import greedy_ids

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redline.adapters import AdapterRegistry
 from redline.config import Config
 from redline.errors import ConfigError, RedlineError
 from redline.queue import Store
@@ -29,7 +30,6 @@ from redline.trainer.data import examples_from_store
 from redline.trainer.feedback_text import is_accepted
 from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
 from redline.trainer.loop import StepCallback, train
-from redline.trainer.registry import AdapterRegistry
 
 #: the owner name the queue records on a claim
 CLAIM_OWNER = "redline-train"

@@ -111,7 +111,7 @@ def bundle(reports: tuple[Path, ...], output: Path | None, fmt: str | None, incl
     With REPORTS, they are parsed straight into the bundle; without, the whole queue is exported. On the
     developer's machine drop the bundle into the inbox (`redline ci watch`) or run `redline import BUNDLE`.
     """
-    from redline.ci_hook.bundle import default_name, write_bundle
+    from redline.bundle import default_name, write_bundle
     from redline.ci_hook.ingest import IngestOptions, parse_report
     from redline.config import load_config
 
@@ -145,8 +145,8 @@ def watch(once: bool, print_path: bool) -> None:
     """Import feedback bundles dropped into this repo's inbox folder, as they arrive."""
     import time
 
-    from redline.ci_hook.inbox import InboxResult, InboxWatcher, import_pending
     from redline.config import load_config
+    from redline.inbox import InboxResult, InboxWatcher, import_pending
 
     config = load_config()
     if print_path:

@@ -31,7 +31,7 @@ def daemon(ctx: click.Context) -> None:
 @click.option("--if-not-running", is_flag=True, help="Exit quietly when a daemon already runs (for cron).")
 def run(tick_s: float, if_not_running: bool) -> None:
     """Run in the foreground (the service runs this)."""
-    from redline.trainer.daemon.main import AlreadyRunning, Daemon, setup_logging, single_instance
+    from redline.daemon.main import AlreadyRunning, Daemon, setup_logging, single_instance
 
     home = _home()
     try:
@@ -56,11 +56,11 @@ def run(tick_s: float, if_not_running: bool) -> None:
 def status() -> None:
     """Each repository's state, next training and last result."""
     from redline.config import load_config
+    from redline.daemon import registry
+    from redline.daemon.main import running_pid
     from redline.errors import RedlineError
     from redline.queue import open_store
     from redline.status import read_status
-    from redline.trainer.daemon import registry
-    from redline.trainer.daemon.main import running_pid
 
     home = _home()
     pid = running_pid(home)
@@ -105,7 +105,7 @@ def _last(last: Any) -> str:
 @click.argument("repo")
 def kick(repo: str) -> None:
     """Train REPO (a path or repo id) at the daemon's next look, whatever the window and the count."""
-    from redline.trainer.daemon.main import kick as kick_repo
+    from redline.daemon.main import kick as kick_repo
 
     entry = kick_repo(_home(), repo)
     console.print(f"kicked {entry.repo_id}; `redline daemon status` shows when it trains", markup=False)
@@ -115,7 +115,7 @@ def kick(repo: str) -> None:
 @click.argument("repo")
 def forget(repo: str) -> None:
     """Stop looking after REPO (a path or repo id); its queue and adapters stay."""
-    from redline.trainer.daemon import registry
+    from redline.daemon import registry
 
     entry = registry.forget(_home(), repo)
     console.print(f"forgot {entry.repo_id} ({entry.root})", markup=False)
@@ -126,7 +126,7 @@ def forget(repo: str) -> None:
 @click.option("--kind", type=click.Choice(["systemd", "launchd", "cron"]), help="Default: what this system has.")
 def install(dry_run: bool, kind: str | None) -> None:
     """Run the daemon as a user service (systemd user unit, launchd agent, or crontab lines)."""
-    from redline.trainer.daemon import service
+    from redline.daemon import service
 
     p = service.plan(kind or service.detect(), _home())
     if dry_run:
@@ -143,7 +143,7 @@ def install(dry_run: bool, kind: str | None) -> None:
 @click.option("--kind", type=click.Choice(["systemd", "launchd", "cron"]), help="Default: what this system has.")
 def uninstall(kind: str | None) -> None:
     """Stop the service and remove its files."""
-    from redline.trainer.daemon import service
+    from redline.daemon import service
 
     for line in service.uninstall(service.plan(kind or service.detect(), _home())):
         console.print(line, markup=False)

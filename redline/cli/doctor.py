@@ -94,8 +94,8 @@ def _checkers(_: Config) -> Check:
 
 def _daemon(config: Config) -> Check:
     """Is `redline daemon` installed as a service, alive, and looking after this repository?"""
-    from redline.trainer.daemon import registry, service
-    from redline.trainer.daemon.main import running_pid
+    from redline.daemon import registry, service
+    from redline.daemon.main import running_pid
 
     try:
         repos = registry.registered(config.home)

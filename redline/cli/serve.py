@@ -21,7 +21,7 @@ _LOG = click.option("--log-level", type=click.Choice(["debug", "info", "warning"
 
 
 def _setup(host: str, port: int, allow_remote: bool, log_level: str):  # type: ignore[no-untyped-def]
-    from redline.trainer.serve.listen import bind, is_loopback
+    from redline.serve.listen import bind, is_loopback
 
     logging.basicConfig(stream=sys.stderr, level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -52,10 +52,10 @@ def serve(model_path: str | None, host: str, port: int, allow_remote: bool, max_
         raise ConfigError("no base model to serve", fix="pass --model DIR or set `model` in redline.toml")
     sock = _setup(host, port, allow_remote, log_level)
 
-    from redline.trainer.serve.app import Served, build_app
-    from redline.trainer.serve.control import serve_file
-    from redline.trainer.serve.engine import Engine
-    from redline.trainer.serve.listen import run, serve_file_writer
+    from redline.serve.app import Served, build_app
+    from redline.serve.control import serve_file
+    from redline.serve.engine import Engine
+    from redline.serve.listen import run, serve_file_writer
 
     engine = Engine(config, model_path, device=device)
     write, remove = serve_file_writer(serve_file(config), sock, host)
@@ -86,8 +86,8 @@ def proxy(upstream: str, host: str, port: int, allow_remote: bool, max_body: int
     config, store = context()
     sock = _setup(host, port, allow_remote, log_level)
 
-    from redline.trainer.serve.listen import run
-    from redline.trainer.serve.proxy import Proxy, build_proxy_app
+    from redline.serve.listen import run
+    from redline.serve.proxy import Proxy, build_proxy_app
 
     px = Proxy.start(config, store, upstream, max_body=max_body)
     click.echo(f"redline proxy: http://{host}:{sock.getsockname()[1]} → {upstream} "

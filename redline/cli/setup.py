@@ -34,7 +34,7 @@ def init(model: str | None, force: bool) -> None:
         console.print(f"[green]wrote[/] {target}")
     config = load_config()
     open_store(config).close()
-    from redline.trainer.daemon.registry import register
+    from redline.daemon.registry import register
 
     if register(config.home, config.repo_root, config.repo_id):
         console.print(f"registered   for `redline daemon` ({config.home / 'daemon' / 'repos.json'})")

@@ -84,10 +84,10 @@ def _print_report(report: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def eval_(version: str | None, model: str | None, as_json: bool) -> None:
     """Run the evaluation gate on VERSION (default: the current adapter, else the newest)."""
+    from redline.adapters import AdapterRegistry
     from redline.queue import open_store
     from redline.trainer.data import examples_from_store
     from redline.trainer.gate import GateThresholds, evaluate_gate
-    from redline.trainer.registry import AdapterRegistry
     from redline.trainer.run import human_code, model_for, train_config_for
 
     config = load_config()
@@ -125,7 +125,7 @@ def adapters() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 def list_(as_json: bool) -> None:
     """Adapter versions, oldest first; * marks the one being served."""
-    from redline.trainer.registry import AdapterRegistry
+    from redline.adapters import AdapterRegistry
 
     rows = AdapterRegistry(load_config().adapters_dir).table()
     if as_json:
@@ -144,11 +144,14 @@ def list_(as_json: bool) -> None:
 @click.argument("version")
 def promote(version: str) -> None:
     """Serve VERSION from now on."""
-    from redline.trainer.registry import AdapterRegistry
+    from redline.adapters import AdapterRegistry
+    from redline.trainer.identity import check_base
 
     config = load_config()
     registry = AdapterRegistry(config.adapters_dir)
-    registry.promote(version, base=config.model or None)  # an adapter of another base model is refused
+    if config.model:  # an adapter of another base model is refused, in one line naming both
+        check_base(registry.meta(version), config.model)
+    registry.promote(version)
     _publish_with_store(config, registry)
     click.echo(f"{version} is now current")
 
@@ -156,7 +159,7 @@ def promote(version: str) -> None:
 @adapters.command("rollback")
 def rollback() -> None:
     """Serve the previously promoted adapter again (or the base model)."""
-    from redline.trainer.registry import AdapterRegistry
+    from redline.adapters import AdapterRegistry
 
     config = load_config()
     registry = AdapterRegistry(config.adapters_dir)
@@ -176,7 +179,7 @@ def export(version: str, target: str, out: str | None, base: str | None) -> None
     """Export VERSION (or `current`) for another runtime: a PEFT folder, vLLM, a llama.cpp GGUF, or Ollama."""
     from pathlib import Path
 
-    from redline.trainer.serve.export import export_adapter
+    from redline.export.runtimes import export_adapter
 
     result = export_adapter(load_config(), version, target, Path(out) if out else None, base=base)
     click.echo(f"{result.version} exported for {target} as {result.name}: {result.path}")

@@ -11,10 +11,10 @@ import sys
 import threading
 from pathlib import Path
 
-from redline.ci_hook.bundle import SUFFIX, write_bundle
-from redline.ci_hook.inbox import InboxResult, InboxWatcher, import_pending
+from redline.bundle import SUFFIX, write_bundle
 from redline.ci_hook.ingest import ingest_files, parse_report
 from redline.config import Config, load_config
+from redline.inbox import InboxResult, InboxWatcher, import_pending
 from redline.ledger import record_generation
 from redline.queue import open_store
 from redline.records import Generation, Insertion, ModelRef, Prompt, Range

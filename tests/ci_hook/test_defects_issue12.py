@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from redline.ci_hook.inbox import InboxWatcher, import_pending, process_inbox
 from redline.ci_hook.ingest import ingest_files, parse_report
 from redline.ci_hook.ingest.common import IngestOptions, read_text
 from redline.config import load_config
 from redline.errors import RecordError
+from redline.inbox import InboxWatcher, import_pending, process_inbox
 from redline.queue import open_store
 from tests.core.helpers import make_feedback, make_generation
 

@@ -307,7 +307,7 @@ def test_defect_14_state_dirs_are_0700_and_exports_0600(repo: Path, tmp_path: Pa
 
 
 def test_defect_14_adapter_json_is_0600(tmp_path: Path) -> None:
-    from redline.trainer.fsutil import write_json
+    from redline.fsutil import write_json
 
     write_json(tmp_path / "redline.json", {"a": 1})
     assert stat.S_IMODE((tmp_path / "redline.json").stat().st_mode) == 0o600

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from redline.config import load_config
+from redline.daemon import registry
+from redline.daemon.child import ChildOutcome
+from redline.daemon.device import DeviceState
+from redline.daemon.main import Daemon
 from redline.queue import open_store
-from redline.trainer.daemon import registry
-from redline.trainer.daemon.child import ChildOutcome
-from redline.trainer.daemon.device import DeviceState
-from redline.trainer.daemon.main import Daemon
 from tests.core.helpers import make_feedback, make_generation
 
 TZ = timezone(timedelta(hours=2))

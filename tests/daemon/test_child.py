@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from redline.config import load_config
+from redline.daemon.child import ChildOutcome, run_child
+from redline.daemon.main import Daemon
 from redline.queue import open_store
-from redline.trainer.daemon.child import ChildOutcome, run_child
-from redline.trainer.daemon.main import Daemon
 from tests.daemon.conftest import add_feedback, make_repo
 from tests.daemon.test_daemon import status
 

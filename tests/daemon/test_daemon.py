@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 from redline.config import load_config
+from redline.daemon import registry
+from redline.daemon.child import ChildOutcome
+from redline.daemon.device import DeviceState
+from redline.daemon.main import Daemon, kick
 from redline.errors import ConfigError
 from redline.queue import open_store
 from redline.status import TrainingStatus, read_status
-from redline.trainer.daemon import registry
-from redline.trainer.daemon.child import ChildOutcome
-from redline.trainer.daemon.device import DeviceState
-from redline.trainer.daemon.main import Daemon, kick
 from tests.daemon.conftest import NOON, add_feedback, make_repo
 
 

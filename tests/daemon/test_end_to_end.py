@@ -19,12 +19,12 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from redline.config import load_config
+from redline.daemon import registry
+from redline.daemon.main import kick, running_pid
 from redline.queue import open_store
+from redline.serve import control
 from redline.status import TrainingStatus, read_status
-from redline.trainer.daemon import registry
-from redline.trainer.daemon.main import kick, running_pid
 from redline.trainer.feedback_text import is_passed
-from redline.trainer.serve import control
 from tests.lsp_server.lsp_helpers import command
 
 SERVER = [sys.executable, "-c", "from redline.cli import main; main(['lsp', '--log-level', 'warning'])"]

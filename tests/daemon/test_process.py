@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from redline.cli import cli
 from redline.config import load_config
+from redline.daemon import registry
+from redline.daemon.main import AlreadyRunning, Daemon, running_pid, single_instance
 from redline.queue import open_store
-from redline.trainer.daemon import registry
-from redline.trainer.daemon.main import AlreadyRunning, Daemon, running_pid, single_instance
 from tests.core.helpers import make_feedback, make_generation
 from tests.daemon.conftest import make_repo
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from redline.trainer.daemon.schedule import BACKOFF_MAX, RepoState, Window, backoff, decide, order
+from redline.daemon.schedule import BACKOFF_MAX, RepoState, Window, backoff, decide, order
 
 DAY = datetime(2026, 3, 4)
 

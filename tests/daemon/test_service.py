@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from redline.trainer.daemon import service
+from redline.daemon import service
 
 
 def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redline.adapters import AdapterRegistry
 from redline.config import Config
-from redline.trainer.registry import AdapterRegistry
 
 
 def build_base(path: Path, *, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2) -> Path:

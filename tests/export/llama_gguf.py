@@ -17,7 +17,7 @@ def write_llama_gguf(hf_dir: Path, out: Path) -> Path:
     import gguf
     from safetensors.numpy import load_file
 
-    from redline.trainer.serve.gguf_lora import permute_rows
+    from redline.export.gguf_lora import permute_rows
 
     cfg = json.loads((hf_dir / "config.json").read_text())
     hidden, heads, layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]

@@ -9,7 +9,7 @@ import pytest
 from redline.config import load_config
 from redline.queue.store import SQLiteStore
 from redline.records import Generation, Message, ModelRef, Prompt
-from redline.trainer.serve.conversation import feedback_from_history, is_correction
+from redline.serve.conversation import feedback_from_history, is_correction
 
 CODE = "def fetch(url):\n    return requests.get(url)\n"
 

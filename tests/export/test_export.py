@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from redline.adapters import AdapterRegistry, served_name
 from redline.cli import main
 from redline.config import Config
 from redline.errors import ConfigError, NotFound, RedlineError
-from redline.trainer.registry import AdapterRegistry
-from redline.trainer.serve.export import export_adapter, served_name
+from redline.export.runtimes import export_adapter
 from tests.export.helpers import build_base
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from redline.errors import ConfigError, NotFound
-from redline.trainer.serve.export import export_adapter
+from redline.export.runtimes import export_adapter
 
 gguf = pytest.importorskip("gguf", reason="the `gguf` package (redline[export]) is not installed")
 
@@ -137,7 +137,7 @@ def test_without_the_base_config_the_fix_is_named(repo, tiny_base: Path, tiny_ad
 
 
 def test_an_architecture_without_a_mapping_points_at_llamacpps_converter(tmp_path: Path) -> None:
-    from redline.trainer.serve.gguf_lora import base_shape_from_hf
+    from redline.export.gguf_lora import base_shape_from_hf
 
     with pytest.raises(ConfigError, match=r"convert_lora_to_gguf\.py"):
         base_shape_from_hf(json.loads('{"architectures": ["GPT2LMHeadModel"]}'), "x")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from redline.trainer.serve.export import export_adapter
+from redline.export.runtimes import export_adapter
 from tests.export.llama_gguf import write_llama_gguf
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed "

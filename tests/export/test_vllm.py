@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from redline.trainer.serve import vllm
-from redline.trainer.serve.export import export_adapter
-from redline.trainer.serve.vllm import UpstreamError, vllm_load, vllm_models
+from redline.export.runtimes import export_adapter
+from redline.export.vllm import UpstreamError, vllm_load, vllm_models
+from redline.export import vllm
 
 FAKE = Path(__file__).with_name("fake_vllm.py")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from redline.adapters import AdapterRegistry
 from redline.config import Config, load_config
 from redline.queue import open_store
 from redline.records import Generation
-from redline.trainer.registry import AdapterRegistry
 from tests.core.helpers import stop
 
 REDLINE = [sys.executable, "-m", "redline"]

@@ -83,7 +83,7 @@ def test_client_gone_mid_stream_leaves_no_row_and_the_server_serves_on(server: S
 
 
 def test_yield_answers_503_until_resume(server: Server, client: httpx.Client):
-    from redline.trainer.serve import control
+    from redline.serve import control
 
     config = server.world.config
     assert control.yield_gpu(config, "nightly training") is True
@@ -98,7 +98,7 @@ def test_yield_answers_503_until_resume(server: Server, client: httpx.Client):
 
 def test_control_is_a_no_op_without_a_server(tmp_path):
     from redline.config import load_config
-    from redline.trainer.serve import control
+    from redline.serve import control
 
     (tmp_path / ".git").mkdir()
     config = load_config(tmp_path)

@@ -138,7 +138,7 @@ def test_model_name_selects_a_version_or_the_base(server: Server, client: httpx.
 
 
 def test_health_and_control_from_another_process(server: Server):
-    from redline.trainer.serve import control
+    from redline.serve import control
 
     config = server.world.config
     info = control.find_server(config)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redline.adapters import AdapterRegistry
 from redline.config import load_config
-from redline.trainer.registry import AdapterRegistry
-from redline.trainer.serve.engine import Engine
-from redline.trainer.serve.shapes import parse_request
+from redline.serve.engine import Engine
+from redline.serve.shapes import parse_request
 from tests.serve.conftest import World, _adapter
 
 
@@ -41,7 +41,7 @@ def test_streamed_pieces_are_the_completion_coalesced_after_the_first(serve_worl
                                                                        monkeypatch):
     """Every token is its own piece when the interval is 0; with a long interval the first piece still goes at
     once and the rest in one piece at the end; either way the pieces join to exactly the recorded completion."""
-    import redline.trainer.serve.engine as engine_module
+    import redline.serve.engine as engine_module
 
     engine = _engine(serve_world, tmp_path)
     req = parse_request("openai_completions", {"prompt": "def f():\n", "max_tokens": 24, "temperature": 0})

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from redline.trainer.registry import AdapterRegistry
+from redline.adapters import AdapterRegistry
 from tests.serve.conftest import Server, sse_events
 
 BODY = {"prompt": "def add(a, b):\n", "max_tokens": 24, "temperature": 0, "stream": True}
@@ -33,7 +33,7 @@ def close(a: list[float], b: list[float]) -> bool:
 
 @pytest.mark.slow
 def test_promotion_while_eight_clients_stream(server: Server, client: httpx.Client):
-    from redline.trainer.serve import control
+    from redline.serve import control
 
     world = server.world
     name = world.repo_name

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from redline.adapters import AdapterRegistry
 from redline.config import load_config
 from redline.queue import open_store
-from redline.trainer.registry import AdapterRegistry
 from tests.export.test_vllm import Fake, start_fake
 from tests.serve.conftest import World, start, stop
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from redline.trainer.serve import shapes
-from redline.trainer.serve.proxy import same_model
-from redline.trainer.serve.shapes import BadRequest, parse_request
+from redline.serve import shapes
+from redline.serve.proxy import same_model
+from redline.serve.shapes import BadRequest, parse_request
 
 
 def test_each_dialect_reads_to_one_request():
@@ -65,8 +65,8 @@ def test_same_model(upstream: str, base: str, same: bool):
 
 
 def test_http_side_and_control_import_without_torch():
-    code = ("import sys; import redline.cli.serve, redline.trainer.serve.app, redline.trainer.serve.proxy, "
-            "redline.trainer.serve.control; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    code = ("import sys; import redline.cli.serve, redline.serve.app, redline.serve.proxy, "
+            "redline.serve.control; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
 
@@ -74,7 +74,7 @@ def test_http_side_and_control_import_without_torch():
 def test_proxy_marks_a_chat_prompt_unrendered_without_a_local_tokenizer(tmp_path):
     from redline.config import load_config
     from redline.queue import open_store
-    from redline.trainer.serve.proxy import Proxy
+    from redline.serve.proxy import Proxy
 
     (tmp_path / ".git").mkdir()
     config = load_config(tmp_path)
@@ -99,7 +99,7 @@ def test_proxy_writes_on_the_loop_and_waits_in_a_thread_when_the_queue_is_locked
 
     from redline.config import load_config
     from redline.queue import open_store
-    from redline.trainer.serve.proxy import Proxy, build_proxy_app, open_quick_store
+    from redline.serve.proxy import Proxy, build_proxy_app, open_quick_store
 
     (tmp_path / ".git").mkdir()
     monkeypatch.setenv("REDLINE_HOME", str(tmp_path / "home"))

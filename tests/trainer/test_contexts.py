@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from conftest import chat_generation, failing, fim_generation, raw_generation
 
+from redline.prompts import encode, render_student, student_prompt_ids
 from redline.records import Feedback
 from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import (
@@ -10,10 +11,7 @@ from redline.trainer.contexts import (
     REPROMPT_SOLVE,
     build_pair,
     comment_prefix,
-    encode,
-    render_student,
     render_teacher,
-    student_prompt_ids,
 )
 from redline.trainer.model import tokenizer_fingerprint
 

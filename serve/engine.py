@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
+from redline.adapters import AdapterRegistry
 from redline.config import Config
 from redline.errors import NotFound
+from redline.prompts import encode, render_student
 from redline.records import Prompt
-from redline.trainer.contexts import encode, render_student
+from redline.serve.shapes import BadRequest, GenRequest, Result
 from redline.trainer.model import load_base, tokenizer_fingerprint
-from redline.trainer.registry import AdapterRegistry
-from redline.trainer.serve.shapes import BadRequest, GenRequest, Result
 
 log = logging.getLogger("redline.serve")
 

@@ -16,7 +16,7 @@ def chat_feedback(store: Any, config: Config, messages: list[dict[str, str]]) ->
     """Record the feedback `feedback_from_history` finds in `messages`; 0 when that module is not installed.
     Never raises: feedback from history must not fail the answer it rides on."""
     try:
-        from redline.trainer.serve.conversation import feedback_from_history
+        from redline.serve.conversation import feedback_from_history
     except ImportError:
         return 0
     try:

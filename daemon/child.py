@@ -1,6 +1,6 @@
 """One training in a child process: low priority, a time limit, and an outcome the daemon can always read.
 
-The child (`python -m redline.trainer.daemon.child REPO_ROOT RESULT_FILE`) runs `run_training` and writes its
+The child (`python -m redline.daemon.child REPO_ROOT RESULT_FILE`) runs `run_training` and writes its
 `RunReport` as JSON to RESULT_FILE. Whatever happens to it — an exception, an out-of-memory kill, SIGKILL, the
 time limit — the parent gets a `ChildOutcome` with a one-line reason, and nothing is promoted unless the child
 finished and its gate passed. On the time limit the child gets SIGTERM first (the run releases its claim and
@@ -43,7 +43,7 @@ class ChildOutcome:
 
 def command(repo_root: Path, owner: str, result_file: Path, *, python: str = sys.executable) -> list[str]:
     """The child's command line, under `ionice -c 3` (idle I/O class) where that exists."""
-    cmd = [python, "-m", "redline.trainer.daemon.child", str(repo_root), owner, str(result_file)]
+    cmd = [python, "-m", "redline.daemon.child", str(repo_root), owner, str(result_file)]
     ionice = shutil.which("ionice")
     return [ionice, "-c", "3", *cmd] if ionice and sys.platform.startswith("linux") else cmd
 

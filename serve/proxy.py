@@ -29,10 +29,10 @@ from redline.config import Config
 from redline.errors import ConfigError, QueueBusy, RedlineError
 from redline.ledger import record_generation
 from redline.records import Generation, Insertion, ModelRef, new_id
-from redline.trainer.serve import shapes
-from redline.trainer.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for
-from redline.trainer.serve.recording import chat_feedback
-from redline.trainer.serve.shapes import BadRequest, GenRequest
+from redline.serve import shapes
+from redline.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for
+from redline.serve.recording import chat_feedback
+from redline.serve.shapes import BadRequest, GenRequest
 
 log = logging.getLogger("redline.serve")
 TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=60.0)
@@ -102,10 +102,9 @@ class Proxy:
         Each version goes in under its own name (`<repo>@vNNNN`) and is never reloaded under a name vLLM already
         serves: vLLM keys its prefix cache by adapter name, so new weights under an old name could be answered
         from stale KV. A promotion or rollback is picked up at the next request."""
-        from redline.trainer.registry import AdapterRegistry
-        from redline.trainer.serve.export import served_name
-        from redline.trainer.serve.vllm import UpstreamError as LoadError
-        from redline.trainer.serve.vllm import vllm_load
+        from redline.adapters import AdapterRegistry, served_name
+        from redline.export.vllm import UpstreamError as LoadError
+        from redline.export.vllm import vllm_load
 
         registry = AdapterRegistry(self.config.adapters_dir)
         version = registry.current()
@@ -210,7 +209,7 @@ class Proxy:
         prompt = req.prompt()
         if req.format != "raw":
             if self.tokenizer is not None:
-                from redline.trainer.contexts import render_student
+                from redline.prompts import render_student
 
                 prompt.text = render_student(self.tokenizer, prompt)[0]
             else:  # the trainer re-renders it with the base model's tokenizer
@@ -253,7 +252,7 @@ def is_vllm(upstream: str) -> bool:
 
 def base_model(config: Config) -> str | None:
     """The current adapter's base model id, else the configured model; None when neither is known."""
-    from redline.trainer.registry import AdapterRegistry
+    from redline.adapters import AdapterRegistry
 
     registry = AdapterRegistry(config.adapters_dir)
     version = registry.current()

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from redline.adapters import AdapterRegistry
 from redline.errors import NotFound
-from redline.trainer.registry import AdapterRegistry
 
 
 def fake_adapter(path: Path, records: int = 2) -> Path:

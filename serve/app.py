@@ -1,6 +1,6 @@
 """The HTTP side of `redline serve` (Starlette): endpoints, streaming, the ledger, control endpoints.
 
-No torch here: the engine (trainer/serve/engine.py) is passed in. All model work runs on one worker thread
+No torch here: the engine (serve/engine.py) is passed in. All model work runs on one worker thread
 (a one-thread executor, first come first served), so concurrent requests queue instead of sharing KV state.
 The ledger row is written on that thread right after the last token and before the closing chunk is sent, so
 a response's id always names a complete row. A client that disconnects mid-stream stops its generation and
@@ -27,9 +27,9 @@ from starlette.routing import Route
 from redline.config import Config
 from redline.errors import NotFound, RedlineError
 from redline.records import Generation, Insertion, ModelRef, new_id
-from redline.trainer.serve import shapes
-from redline.trainer.serve.recording import chat_feedback
-from redline.trainer.serve.shapes import BadRequest, GenRequest
+from redline.serve import shapes
+from redline.serve.recording import chat_feedback
+from redline.serve.shapes import BadRequest, GenRequest
 
 log = logging.getLogger("redline.serve")
 

@@ -23,17 +23,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO
 
-from redline.ci_hook.inbox import InboxResult, InboxWatcher
 from redline.config import Config, load_config
+from redline.daemon import registry
+from redline.daemon.child import ChildOutcome, run_child
+from redline.daemon.device import DeviceState, Probe
+from redline.daemon.device import probe as gpu_probe
+from redline.daemon.schedule import Decision, RepoState, Window, decide, order
 from redline.errors import ConfigError, RedlineError
+from redline.inbox import InboxResult, InboxWatcher
 from redline.queue import open_store
 from redline.records import utc_now
 from redline.status import DaemonState, DaemonStatus, LastTraining, write_daemon, write_last
-from redline.trainer.daemon import registry
-from redline.trainer.daemon.child import ChildOutcome, run_child
-from redline.trainer.daemon.device import DeviceState, Probe
-from redline.trainer.daemon.device import probe as gpu_probe
-from redline.trainer.daemon.schedule import Decision, RepoState, Window, decide, order
 
 log = logging.getLogger("redline.daemon")
 
@@ -70,9 +70,9 @@ def child_trainer(config: Config, stop: threading.Event) -> ChildOutcome:
 
 
 def serve_control() -> ModuleType | None:
-    """`redline.trainer.serve.control` when installed (stdlib only), else None: no server to talk to."""
+    """`redline.serve.control` when installed (stdlib only), else None: no server to talk to."""
     try:
-        from redline.trainer.serve import control
+        from redline.serve import control
     except ImportError:
         return None
     return control

@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from redline.errors import NotFound
+from redline.fsutil import atomic_write, fsync_path, write_json
 from redline.private import private_dir
 from redline.records import utc_now
-from redline.trainer.fsutil import atomic_write, fsync_path, write_json
 
 _VERSION = re.compile(r"^v(\d{4,})$")
 REQUIRED = ("adapter_config.json", "redline.json")
+
+
+def served_name(repo_id: str, version: str) -> str:
+    """`<repo>@vNNNN`: the last part of the repo id (`github.com/org/app` → `app`) and the version."""
+    repo = re.sub(r"[^A-Za-z0-9._-]+", "-", repo_id.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "repo"
+    return f"{repo}@{version}"
 
 
 class AdapterRegistry:
@@ -101,14 +107,9 @@ class AdapterRegistry:
         data.update(extra)
         write_json(path, data)
 
-    def promote(self, version: str, *, base: str | Path | dict[str, Any] | None = None) -> None:
-        """Make `version` current. With `base` (the model directory, hub id or identity it will be served on), an
-        adapter trained on another base is refused (`identity.BaseModelMismatch`, one line naming both)."""
+    def promote(self, version: str) -> None:
+        """Make `version` current (the caller checks that it was trained on the base it will be served on)."""
         self.path(version)  # raises when missing or incomplete
-        if base is not None:
-            from redline.trainer.identity import check_base
-
-            check_base(self.meta(version), base)
         state = self._state()
         history = [v for v in state.get("history", []) if v != version]
         if state.get("current") and state["current"] != version:

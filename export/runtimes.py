@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redline.adapters import AdapterRegistry, served_name
 from redline.config import Config
 from redline.errors import ConfigError, NotFound, RedlineError
-from redline.trainer.fsutil import fsync_path
-from redline.trainer.registry import AdapterRegistry
-from redline.trainer.serve import gguf_lora, vllm
+from redline.export import gguf_lora, vllm
+from redline.fsutil import fsync_path
 
 TARGETS = ("dir", "vllm", "llamacpp", "ollama")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "redline.json",
@@ -43,12 +43,6 @@ class Export:
     path: Path
     commands: list[str] = field(default_factory=list)  # what to run next (printed by the CLI)
     ran: list[str] | None = None  # a command Redline ran for the user (ollama create)
-
-
-def served_name(repo_id: str, version: str) -> str:
-    """`<repo>@vNNNN`: the last part of the repo id (`github.com/org/app` → `app`) and the version."""
-    repo = re.sub(r"[^A-Za-z0-9._-]+", "-", repo_id.rstrip("/").rsplit("/", 1)[-1]).strip("-") or "repo"
-    return f"{repo}@{version}"
 
 
 def resolve_version(registry: AdapterRegistry, version: str) -> str:
