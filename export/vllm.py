@@ -11,15 +11,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from redline.errors import RedlineError
+from redline.errors import UpstreamError
 
 # vLLM accepts only these --max-lora-rank values (LoRAConfig.possible_max_ranks)
 MAX_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 RUNTIME_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
-
-
-class UpstreamError(RedlineError):
-    """The upstream model server refused or did not answer."""
 
 
 def max_lora_rank(rank: int) -> int:

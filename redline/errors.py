@@ -34,5 +34,9 @@ class QueueBusy(QueueError):
     """Another process held the queue's write lock for longer than this writer would wait."""
 
 
+class UpstreamError(RedlineError):
+    """A model server Redline talks to (the proxy's upstream, a team's vLLM) refused or did not answer."""
+
+
 class NotFound(RedlineError):
     """A record, adapter or model that was asked for does not exist."""

@@ -25,10 +25,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from redline.config import Config
-from redline.errors import NotFound, RedlineError
-from redline.records import Generation, Insertion, ModelRef, new_id
-from redline.serve import shapes
-from redline.serve.recording import chat_feedback
+from redline.errors import NotFound, RedlineError, UpstreamError
+from redline.records import new_id
+from redline.serve import answers, shapes
+from redline.serve.recording import record_served, served_generation
 from redline.serve.shapes import BadRequest, GenRequest
 
 log = logging.getLogger("redline.serve")
@@ -105,7 +105,7 @@ def _bound(fn: Callable[..., Any], *args: Any) -> Callable[[Request], Any]:
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(shapes.error_body(message, status), status_code=status, headers=headers)
+    return JSONResponse(answers.error_body(message, status), status_code=status, headers=headers)
 
 
 def status_for(exc: BaseException) -> int:
@@ -117,6 +117,8 @@ def status_for(exc: BaseException) -> int:
         return 404
     if isinstance(exc, Unavailable):
         return 503
+    if isinstance(exc, UpstreamError):  # the proxy's upstream is down or answered something unreadable
+        return 502
     return 500
 
 
@@ -166,13 +168,13 @@ def _generation_route(served: Served, endpoint: shapes.Endpoint) -> Callable[[Re
                 await job.ready  # raises why the prompt was refused (unknown model, too long)
             assert finished is not None  # nothing stops a whole answer once its prompt is ready
             out, name = finished
-            return JSONResponse(shapes.response(req, job.gid, name, out.result), headers=headers)
+            return JSONResponse(answers.response(req, job.gid, name, out.result), headers=headers)
         try:
             await job.ready  # the prompt was rendered, or refused: then nothing was generated, and no header sent
         except asyncio.CancelledError:  # the client left before we answered
             job.stopped = True
             raise
-        return _JobStream(job, media_type=shapes.media_type(endpoint),
+        return _JobStream(job, media_type=answers.media_type(endpoint),
                           headers={**headers, "Cache-Control": "no-cache"})
 
     return handle
@@ -249,22 +251,12 @@ def _engine(served: Served) -> Any:
 
 
 def _record(served: Served, req: GenRequest, prep: Any, gid: str, version: str | None, out: Any) -> None:
-    from redline.ledger import record_generation
-
     engine = served.engine
-    meta: dict[str, Any] = {"endpoint": req.endpoint, "finish": out.result.finish,
-                            "add_special_tokens": prep.add_special_tokens, **req.meta}
-    if req.path:
-        meta["path"] = req.path
-    generation = Generation(
-        prompt_format=req.format, prompt=prep.prompt, completion=out.result.completion,
-        model=ModelRef(engine.model_path), id=gid, adapter_version=version,
-        tokenizer_fingerprint=engine.fingerprint, sampling=req.sampling(), token_ids=out.token_ids,
-        token_logprobs=out.token_logprobs, origin="server",
-        insertion=Insertion(path=req.path) if req.path else None, meta=meta)
-    record_generation(served.store, served.config, generation)
-    if req.format == "chat" and req.messages:
-        chat_feedback(served.store, served.config, req.messages)
+    generation = served_generation(
+        req, gid=gid, prompt=prep.prompt, completion=out.result.completion, model=engine.model_path,
+        meta={"finish": out.result.finish, "add_special_tokens": prep.add_special_tokens}, adapter_version=version,
+        tokenizer_fingerprint=engine.fingerprint, token_ids=out.token_ids, token_logprobs=out.token_logprobs)
+    record_served(served.store, served.config, req, generation)
 
 
 async def _stream(job: _Job) -> AsyncIterator[str]:
@@ -275,16 +267,16 @@ async def _stream(job: _Job) -> AsyncIterator[str]:
             text = await job.pieces.get()
             if text is None:
                 break
-            yield shapes.chunk(req, job.gid, name, text, first=first)
+            yield answers.chunk(req, job.gid, name, text, first=first)
             first = False
         done = job.done.result()
         if done is not None:
             out, _ = done
-            yield shapes.final_chunk(req, job.gid, name, out.result)
+            yield answers.final_chunk(req, job.gid, name, out.result)
     except Exception as exc:  # headers are gone: end the stream with one error line
         log.exception("stream failed")
-        yield (json.dumps(shapes.error_body(str(exc), 500)) + "\n") if req.endpoint.startswith("ollama") else \
-            f"data: {json.dumps(shapes.error_body(str(exc), 500))}\n\n"
+        yield (json.dumps(answers.error_body(str(exc), 500)) + "\n") if req.endpoint.startswith("ollama") else \
+            f"data: {json.dumps(answers.error_body(str(exc), 500))}\n\n"
 
 
 # -- models, health and control ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`redline proxy`: the same endpoints in front of a model server the user already runs, recording each answer.
 
 Bodies go upstream unchanged; answers come back as they arrive, each event with its `id` set to Redline's
-generation id (`shapes.inject_id`; every other byte as the upstream sent it). The row is written when the
+generation id (`answers.inject_id`; every other byte as the upstream sent it). The row is written when the
 upstream's closing event arrives and before it is passed on, so the id the client reads names a complete row;
 a stream that breaks off or turns to garbage is not recorded. The upstream's model must be the adapter's base
 model (same name, ignoring case, punctuation and quantisation suffixes), checked at start and per request.
@@ -26,22 +26,17 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from redline.config import Config
-from redline.errors import ConfigError, QueueBusy, RedlineError
-from redline.ledger import record_generation
-from redline.records import Generation, Insertion, ModelRef, new_id
-from redline.serve import shapes
+from redline.errors import ConfigError, QueueBusy, RedlineError, UpstreamError
+from redline.records import new_id
+from redline.serve import answers, shapes
 from redline.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for
-from redline.serve.recording import chat_feedback
+from redline.serve.recording import record_served, served_generation
 from redline.serve.shapes import BadRequest, GenRequest
 
 log = logging.getLogger("redline.serve")
 TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=60.0)
 _TIMEOUT = {"timeout": TIMEOUT.as_dict()}
 _FORWARD_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
-
-
-class UpstreamError(BadRequest):
-    """The upstream is down or answered something unreadable (HTTP 502)."""
 
 
 def model_key(name: str) -> str:
@@ -103,7 +98,6 @@ class Proxy:
         serves: vLLM keys its prefix cache by adapter name, so new weights under an old name could be answered
         from stale KV. A promotion or rollback is picked up at the next request."""
         from redline.adapters import AdapterRegistry, served_name
-        from redline.export.vllm import UpstreamError as LoadError
         from redline.export.vllm import vllm_load
 
         registry = AdapterRegistry(self.config.adapters_dir)
@@ -112,10 +106,7 @@ class Proxy:
             return None
         name = served_name(self.config.repo_id, version)
         if name not in self._loaded:
-            try:
-                vllm_load(self.upstream, name, str(registry.path(version)))
-            except LoadError as exc:
-                raise UpstreamError(str(exc)) from None
+            vllm_load(self.upstream, name, str(registry.path(version)))
             self._loaded.add(name)
         return version, name
 
@@ -134,7 +125,7 @@ class Proxy:
                 body = json.loads(raw)
                 body["model"] = routed[1]
                 raw = json.dumps(body).encode()
-                req.meta["adapter_version"] = routed[0]
+                req.routed_version = routed[0]
         gid = new_id()
         path = request.url.path
         url = self._urls.get(path) or self._urls.setdefault(path, httpx.URL(self.upstream + path))
@@ -152,36 +143,36 @@ class Proxy:
             if upstream.status_code != 200:  # the upstream's own error, passed on as it is
                 return Response(content, upstream.status_code, media_type=upstream.headers.get("content-type"))
             try:
-                obj = shapes.event_json(content)
-                text = shapes.delta_text(endpoint, obj or {})
+                obj = answers.event_json(content)
+                text = answers.delta_text(endpoint, obj or {})
             except BadRequest as exc:
                 raise UpstreamError(str(exc)) from None
             await self._write(req, gid, text)
-            return Response(shapes.inject_id(content, gid), 200, media_type="application/json",
+            return Response(answers.inject_id(content, gid), 200, media_type="application/json",
                             headers={"X-Redline-Generation": gid})
         return StreamingResponse(self._relay(req, gid, upstream), status_code=200,
-                                 media_type=upstream.headers.get("content-type", shapes.media_type(endpoint)),
+                                 media_type=upstream.headers.get("content-type", answers.media_type(endpoint)),
                                  headers={"X-Redline-Generation": gid, "Cache-Control": "no-cache"})
 
     async def _relay(self, req: GenRequest, gid: str, upstream: httpx.Response) -> AsyncIterator[bytes]:
         buffer, parts, recorded = b"", [], False
         try:
             async for data in upstream.aiter_bytes():
-                events, buffer = shapes.split_events(req.endpoint, buffer + data)
+                events, buffer = answers.split_events(req.endpoint, buffer + data)
                 for event in events:
-                    obj = shapes.event_json(event)
+                    obj = answers.event_json(event)
                     if obj is not None:
-                        parts.append(shapes.delta_text(req.endpoint, obj))
-                    if not recorded and shapes.is_final(req.endpoint, event, obj):
+                        parts.append(answers.delta_text(req.endpoint, obj))
+                    if not recorded and answers.is_final(req.endpoint, event, obj):
                         await self._write(req, gid, "".join(parts))
                         recorded = True
-                    yield shapes.inject_id(event, gid)
+                    yield answers.inject_id(event, gid)
             if buffer.strip():  # an unterminated tail: pass it on only if it is a readable event
-                shapes.event_json(buffer)
-                yield shapes.inject_id(buffer, gid)
+                answers.event_json(buffer)
+                yield answers.inject_id(buffer, gid)
         except (BadRequest, httpx.HTTPError) as exc:  # headers are gone: close with one error event
             log.warning("upstream stream failed: %s", exc)
-            body = shapes.error_body(f"the upstream stream broke off: {exc}", 502)
+            body = answers.error_body(f"the upstream stream broke off: {exc}", 502)
             line = json.dumps(body)
             yield (line + "\n" if req.endpoint.startswith("ollama") else f"data: {line}\n\n").encode()
         finally:
@@ -202,10 +193,7 @@ class Proxy:
 
     def record(self, req: GenRequest, gid: str, completion: str, *, store: Any = None) -> None:
         store = self.store if store is None else store
-        meta: dict[str, Any] = {"endpoint": req.endpoint, "upstream": self.upstream, "proxy": True, **req.meta}
-        adapter_version = meta.pop("adapter_version", None)
-        if req.path:
-            meta["path"] = req.path
+        meta: dict[str, Any] = {"upstream": self.upstream, "proxy": True}
         prompt = req.prompt()
         if req.format != "raw":
             if self.tokenizer is not None:
@@ -214,13 +202,10 @@ class Proxy:
                 prompt.text = render_student(self.tokenizer, prompt)[0]
             else:  # the trainer re-renders it with the base model's tokenizer
                 meta["prompt_unrendered"] = True
-        generation = Generation(prompt_format=req.format, prompt=prompt, completion=completion,
-                                model=ModelRef(self.base_model or req.model or self.upstream_model or "upstream"),
-                                id=gid, sampling=req.sampling(), origin="server", adapter_version=adapter_version,
-                                insertion=Insertion(path=req.path) if req.path else None, meta=meta)
-        record_generation(store, self.config, generation)
-        if req.format == "chat" and req.messages:
-            chat_feedback(store, self.config, req.messages)
+        generation = served_generation(req, gid=gid, prompt=prompt, completion=completion,
+                                       model=self.base_model or req.model or self.upstream_model or "upstream",
+                                       meta=meta, adapter_version=req.routed_version)
+        record_served(store, self.config, req, generation)
 
 
 def upstream_models(upstream: str) -> dict[str, str]:
@@ -299,7 +284,7 @@ def build_proxy_app(proxy: Proxy) -> Starlette:
         return Response(r.content, r.status_code, media_type=r.headers.get("content-type"))
 
     async def failed(request: Request, exc: Exception) -> Response:
-        status = 502 if isinstance(exc, UpstreamError) else status_for(exc)
+        status = status_for(exc)
         if status == 500:
             log.exception("proxy request failed")
         return error(status, str(exc) or type(exc).__name__)

@@ -1,5 +1,6 @@
-"""What both front-ends (serve and proxy) add to the ledger besides the generation: feedback that a chat's
-history carries (a user's reply to an answer Redline recorded earlier; the rule lives in `conversation.py`)."""
+"""What a served answer leaves in the ledger, built once for both front-ends (`redline serve` and `redline proxy`):
+the generation with the exact prompt and where it is going, and the feedback that a chat's history carries (a
+user's reply to an answer Redline recorded earlier; the rule lives in `conversation.py`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,30 @@ import logging
 from typing import Any
 
 from redline.config import Config
-from redline.ledger import record_feedback
+from redline.ledger import record_feedback, record_generation
+from redline.records import Generation, Insertion, ModelRef, Prompt
+from redline.serve.shapes import GenRequest
 
 log = logging.getLogger("redline.serve")
+
+
+def served_generation(req: GenRequest, *, gid: str, prompt: Prompt, completion: str, model: str,
+                      meta: dict[str, Any], adapter_version: str | None = None, **recorded: Any) -> Generation:
+    """The generation for one answer. `meta` is what the front-end adds (finish reason, upstream); `recorded`
+    what only the server knows (the tokenizer's fingerprint, token ids and their log-probs)."""
+    meta = {"endpoint": req.endpoint, **req.meta, **meta}
+    if req.path:
+        meta["path"] = req.path
+    return Generation(prompt_format=req.format, prompt=prompt, completion=completion, model=ModelRef(model), id=gid,
+                      sampling=req.sampling(), origin="server", adapter_version=adapter_version,
+                      insertion=Insertion(path=req.path) if req.path else None, meta=meta, **recorded)
+
+
+def record_served(store: Any, config: Config, req: GenRequest, generation: Generation) -> None:
+    """Queue the generation, then any feedback its chat history carries."""
+    record_generation(store, config, generation)
+    if req.format == "chat" and req.messages:
+        chat_feedback(store, config, req.messages)
 
 
 def chat_feedback(store: Any, config: Config, messages: list[dict[str, str]]) -> int:

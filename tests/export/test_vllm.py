@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from redline.export.runtimes import export_adapter
-from redline.export.vllm import UpstreamError, vllm_load, vllm_models
+from redline.errors import UpstreamError
 from redline.export import vllm
+from redline.export.runtimes import export_adapter
+from redline.export.vllm import vllm_load, vllm_models
 
 FAKE = Path(__file__).with_name("fake_vllm.py")
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from redline.serve import shapes
+from redline.serve import answers, shapes
 from redline.serve.proxy import same_model
 from redline.serve.shapes import BadRequest, parse_request
 
@@ -29,28 +29,28 @@ def test_each_dialect_reads_to_one_request():
 
 
 def test_inject_id_changes_only_the_id():
-    assert shapes.inject_id(b'data: {"id": "old", "x": 1}\n\n', "G") == b'data: {"id": "G", "x": 1}\n\n'
-    assert shapes.inject_id(b'{"done":true}\n', "G") == b'{"id":"G","done":true}\n'
-    assert shapes.inject_id(b"data: [DONE]\n\n", "G") == b"data: [DONE]\n\n"
+    assert answers.inject_id(b'data: {"id": "old", "x": 1}\n\n', "G") == b'data: {"id": "G", "x": 1}\n\n'
+    assert answers.inject_id(b'{"done":true}\n', "G") == b'{"id":"G","done":true}\n'
+    assert answers.inject_id(b"data: [DONE]\n\n", "G") == b"data: [DONE]\n\n"
 
 
 def test_split_events_keeps_the_unfinished_rest():
-    events, rest = shapes.split_events("openai_chat", b'data: {"a": 1}\n\ndata: {"b"')
+    events, rest = answers.split_events("openai_chat", b'data: {"a": 1}\n\ndata: {"b"')
     assert events == [b'data: {"a": 1}\n\n'] and rest == b'data: {"b"'
-    assert shapes.is_final("openai_chat", b"data: [DONE]\n\n", None)
-    assert shapes.is_final("ollama_chat", b"", {"done": True}) and not shapes.is_final("llama_infill", b"", {})
+    assert answers.is_final("openai_chat", b"data: [DONE]\n\n", None)
+    assert answers.is_final("ollama_chat", b"", {"done": True}) and not answers.is_final("llama_infill", b"", {})
 
 
 def test_streamed_chunks_add_up_to_the_whole_answer():
     req = parse_request("openai_chat", {"messages": [{"role": "user", "content": "x"}], "stream": True})
     result = shapes.Result("ab", "stop", 3, 2)
-    wire = shapes.chunk(req, "G", "m", "a", first=True) + shapes.chunk(req, "G", "m", "b") + \
-        shapes.final_chunk(req, "G", "m", result)
-    events, _ = shapes.split_events(req.endpoint, wire.encode())
-    objs = [o for e in events if (o := shapes.event_json(e))]
-    assert "".join(shapes.delta_text(req.endpoint, o) for o in objs) == "ab"
-    whole = shapes.response(req, "G", "m", result)
-    assert shapes.delta_text(req.endpoint, whole) == "ab" and whole["id"] == "G"
+    wire = answers.chunk(req, "G", "m", "a", first=True) + answers.chunk(req, "G", "m", "b") + \
+        answers.final_chunk(req, "G", "m", result)
+    events, _ = answers.split_events(req.endpoint, wire.encode())
+    objs = [o for e in events if (o := answers.event_json(e))]
+    assert "".join(answers.delta_text(req.endpoint, o) for o in objs) == "ab"
+    whole = answers.response(req, "G", "m", result)
+    assert answers.delta_text(req.endpoint, whole) == "ab" and whole["id"] == "G"
     assert json.loads(wire.split("\n\n")[0][6:])["choices"][0]["delta"]["role"] == "assistant"
 
 
