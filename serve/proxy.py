@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from redline import ledger
 from redline.config import Config
 from redline.errors import ConfigError, QueueBusy, RedlineError
-from redline.ledger import record_generation
 from redline.records import Generation, Insertion, ModelRef, new_id
 from redline.serve import shapes
 from redline.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for
@@ -201,6 +201,9 @@ class Proxy:
         await asyncio.to_thread(self.record, req, gid, completion)
 
     def record(self, req: GenRequest, gid: str, completion: str, *, store: Any = None) -> None:
+        """Queue the answer's generation; given the quick `store`, a busy queue raises `QueueBusy` (the caller
+        tries again on a thread) where the main store's busy queue spools it."""
+        quick = store is not None
         store = self.store if store is None else store
         meta: dict[str, Any] = {"endpoint": req.endpoint, "upstream": self.upstream, "proxy": True, **req.meta}
         adapter_version = meta.pop("adapter_version", None)
@@ -218,7 +221,7 @@ class Proxy:
                                 model=ModelRef(self.base_model or req.model or self.upstream_model or "upstream"),
                                 id=gid, sampling=req.sampling(), origin="server", adapter_version=adapter_version,
                                 insertion=Insertion(path=req.path) if req.path else None, meta=meta)
-        record_generation(store, self.config, generation)
+        ledger.record(store, self.config, generations=[generation], spool="never" if quick else "if busy")
         if req.format == "chat" and req.messages:
             chat_feedback(store, self.config, req.messages)
 

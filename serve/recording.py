@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from redline.config import Config
-from redline.ledger import record_feedback
+from redline.ledger import record
 
 log = logging.getLogger("redline.serve")
 
@@ -22,7 +22,7 @@ def chat_feedback(store: Any, config: Config, messages: list[dict[str, str]]) ->
     try:
         found = list(feedback_from_history(store, config, messages))
         if found:
-            record_feedback(store, config, found)
+            record(store, config, feedback=found)
         return len(found)
     except Exception:
         log.exception("could not record feedback from the chat history")
