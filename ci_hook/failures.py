@@ -16,7 +16,7 @@ from typing import Any
 
 from redline.attribution import Attributor, repo_relative
 from redline.ci_hook.generated import BlameHints
-from redline.queue.store import Store
+from redline.queue.protocol import Store
 from redline.records import Feedback, Range
 
 #: longest long report kept per failure; the head and the tail (where the error is) survive

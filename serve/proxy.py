@@ -200,6 +200,9 @@ class Proxy:
         await asyncio.to_thread(self.record, req, gid, completion)
 
     def record(self, req: GenRequest, gid: str, completion: str, *, store: Any = None) -> None:
+        """Queue the answer's generation; given the quick `store`, a busy queue raises `QueueBusy` (the caller
+        tries again on a thread) where the main store's busy queue spools it."""
+        quick = store is not None
         store = self.store if store is None else store
         meta: dict[str, Any] = {"upstream": self.upstream, "proxy": True}
         prompt = req.prompt()
@@ -213,7 +216,7 @@ class Proxy:
         generation = served_generation(req, gid=gid, prompt=prompt, completion=completion,
                                        model=self.base_model or req.model or self.upstream_model or "upstream",
                                        meta=meta, adapter_version=req.routed_version)
-        record_served(store, self.config, req, generation)
+        record_served(store, self.config, req, generation, spool="never" if quick else "if busy")
 
 
 def upstream_models(upstream: str) -> dict[str, str]:

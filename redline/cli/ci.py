@@ -45,7 +45,8 @@ def ingest(paths: tuple[Path, ...], fmt: str | None, include_untrusted: bool, co
         if f.error:
             click.echo(f"redline: error: {f.error}", err=True)
         else:
-            click.echo(f"{f.path}: {f.format}, {f.parsed} findings, {f.added} new")
+            new = f"{f.spooled} spooled (another process holds the queue)" if f.spooled else f"{f.added} new"
+            click.echo(f"{f.path}: {f.format}, {f.parsed} findings, {new}")
     skipped = []
     if opts.outside_repo:
         skipped.append(f"{opts.outside_repo} outside the repository")
@@ -82,7 +83,7 @@ def _record_run_output(cmd: tuple[str, ...], text: str, source: str | None) -> N
     from redline.ci_hook.generated import add_commit_hints
     from redline.ci_hook.run import parse_diagnostics, source_for
     from redline.cli.common import context
-    from redline.ledger import record_feedback
+    from redline.ledger import record
 
     config, store = context()
     try:
@@ -91,11 +92,12 @@ def _record_run_output(cmd: tuple[str, ...], text: str, source: str | None) -> N
         if not parsed.feedback:
             return
         add_commit_hints(config.repo_root, parsed.feedback)
-        added = record_feedback(store, config, parsed.feedback)
+        added = record(store, config, feedback=parsed.feedback)
     finally:
         store.close()
     note = f", {parsed.outside_repo} outside the repository skipped" if parsed.outside_repo else ""
-    click.echo(f"redline: {len(parsed.feedback)} diagnostics recorded ({added.feedback} new{note})", err=True)
+    new = f"{added.spooled} spooled: another process holds the queue" if added.spooled else f"{added.feedback} new"
+    click.echo(f"redline: {len(parsed.feedback)} diagnostics recorded ({new}{note})", err=True)
 
 
 @ci.command()
