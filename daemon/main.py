@@ -103,10 +103,14 @@ class Daemon:
 
     # -- per tick ----------------------------------------------------------------------------------------------
 
+    def entries(self) -> list[registry.RegisteredRepo]:
+        """The repositories to look after: those `redline init` registered in this home."""
+        return registry.registered(self.home)
+
     def refresh(self, *, strict: bool = False) -> None:
         """Re-read the repository list and each config. `strict` (at start): a bad config is an error."""
         try:
-            entries = registry.registered(self.home)
+            entries = self.entries()
         except ConfigError as exc:
             if strict:
                 raise
@@ -177,9 +181,9 @@ class Daemon:
             status: DaemonState = "backoff" if repo.failures and "backing off" in decision.reason else "waiting"
             detail = decision.reason + (f"; config error kept the last good config: {repo.config_error}"
                                         if repo.config_error else "")
-            write_daemon(store, DaemonStatus("idle" if decision.train else status, detail,
-                                             None if decision.next_at is None else decision.next_at.isoformat(),
-                                             utc_now()))
+            write_daemon(store, self._sign(DaemonStatus("idle" if decision.train else status, detail,
+                                                        None if decision.next_at is None
+                                                        else decision.next_at.isoformat(), utc_now())))
         finally:
             store.close()
         return state, decision
@@ -286,11 +290,16 @@ class Daemon:
         try:
             if last is not None:
                 write_last(store, last)
-            write_daemon(store, DaemonStatus(daemon.state, daemon.detail, daemon.next_training, utc_now()))
+            write_daemon(store, self._sign(DaemonStatus(daemon.state, daemon.detail, daemon.next_training,
+                                                        utc_now())))
         except RedlineError as exc:
             log.warning("%s: cannot record the status: %s", config.repo_root, exc.one_line())
         finally:
             store.close()
+
+    def _sign(self, status: DaemonStatus) -> DaemonStatus:
+        """The daemon's status as written into the repository's queue (a worker signs it with its name)."""
+        return status
 
     def _close(self, repo: Repo) -> None:
         if repo.watcher is not None:
@@ -339,9 +348,10 @@ class AlreadyRunning(RedlineError):
 
 
 @contextmanager
-def single_instance(home: Path) -> Iterator[IO[str]]:
-    """Hold `daemon/daemon.pid` locked while the daemon runs; a second one fails naming the first's pid."""
-    path = daemon_dir(home) / "daemon.pid"
+def single_instance(home: Path, name: str = "daemon") -> Iterator[IO[str]]:
+    """Hold `daemon/<name>.pid` locked while the daemon (or the worker) runs; a second one fails naming the
+    first's pid."""
+    path = daemon_dir(home) / f"{name}.pid"
     path.parent.mkdir(parents=True, exist_ok=True)
     f = path.open("a+")
     try:
@@ -350,7 +360,7 @@ def single_instance(home: Path) -> Iterator[IO[str]]:
         except BlockingIOError:
             f.seek(0)
             pid = f.read().strip() or "?"
-            raise AlreadyRunning(f"another redline daemon is running (pid {pid})",
+            raise AlreadyRunning(f"another redline {name} is running (pid {pid})",
                                  fix=f"stop it first (`kill {pid}`, or `redline daemon uninstall` for the service)",
                                  path=path) from None
         f.seek(0)

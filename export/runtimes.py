@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redline.adapter_store import registry_for
 from redline.adapters import AdapterRegistry, served_name
 from redline.config import Config
 from redline.errors import ConfigError, NotFound, RedlineError
@@ -65,7 +66,7 @@ def export_adapter(config: Config, version: str, target: str, out: Path | None =
     """Export VERSION (or `current`) for TARGET into OUT (default: the repo's state dir, `exports/`)."""
     if target not in TARGETS:
         raise ConfigError(f"unknown export target {target!r}", fix=f"use one of: {', '.join(TARGETS)}")
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     version = resolve_version(registry, version)
     src = registry.path(version)
     meta = registry.meta(version)

@@ -61,6 +61,12 @@ def record(
     return AddResult(spooled=len(batch), spool_file=store.spool(batch), busy=busy)
 
 
+def attribute_feedback(store: Store, config: Config, feedback: Iterable[Feedback]) -> list[Feedback]:
+    """`record`'s attribution alone: each unattributed, located piece of feedback given to the generation whose
+    model-written lines it touches, the files read from the repo (a team queue's spooled batch, sent later)."""
+    return _attribute(Attributor(store, config.repo_root), feedback)
+
+
 def record_generation(store: Store, config: Config, generation: Generation) -> Generation:
     """`record` one generation; returns it with its repo id and split set (what a front-end answers with)."""
     record(store, config, generations=[generation])

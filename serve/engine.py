@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from redline.adapters import AdapterRegistry
+from redline.adapter_store import registry_for
 from redline.config import Config
 from redline.errors import NotFound
 from redline.prompts import encode, render_student
@@ -71,7 +71,7 @@ class Engine:
         self.config = config
         self.model_path = str(model_path)
         self.device = device
-        self.registry = AdapterRegistry(config.adapters_dir)
+        self.registry = registry_for(config)  # the team adapter store when set: `sync` follows its pointer
         self.repo_name = (config.repo_id.rstrip("/").rsplit("/", 1)[-1] or "repo").replace("@", "-")
         self.model: Any = None
         self.tokenizer: Any = None

@@ -96,23 +96,30 @@ class Proxy:
         return cls(config, store, upstream, models, base, max_body, _local_tokenizer(config), is_vllm(upstream),
                    quick_store=open_quick_store(config))
 
-    def vllm_adapter(self) -> tuple[str, str] | None:
-        """(version, served name) of the promoted adapter, loaded into the vLLM upstream on first use.
+    def vllm_adapter(self, requested: str | None = None) -> tuple[str, str] | None:
+        """(version, served name) of the adapter a request goes to: the version it names (`<repo>@vNNNN`), else
+        the promoted one; loaded into the vLLM upstream on first use.
 
         Each version goes in under its own name (`<repo>@vNNNN`) and is never reloaded under a name vLLM already
         serves: vLLM keys its prefix cache by adapter name, so new weights under an old name could be answered
-        from stale KV. A promotion or rollback is picked up at the next request."""
-        from redline.adapters import AdapterRegistry, served_name
+        from stale KV. A promotion or rollback is picked up at the next request. With a team `adapter_store`
+        nothing is loaded: the team's vLLM reads the store through its filesystem resolver, which loads a version
+        the first time a request names it (docs/team.md)."""
+        from redline.adapter_store import registry_for
+        from redline.adapters import served_name
         from redline.export.vllm import vllm_load
 
-        registry = AdapterRegistry(self.config.adapters_dir)
+        registry = registry_for(self.config)
         version = registry.current()
+        repo = served_name(self.config.repo_id, "v0").rpartition("@")[0]
+        if requested and requested.rpartition("@")[0] == repo and requested.rpartition("@")[2] in registry.versions():
+            version = requested.rpartition("@")[2]
         if version is None:
             return None
         name = served_name(self.config.repo_id, version)
-        if name not in self._loaded:
+        if name not in self._loaded and self.config.adapter_store is None:
             vllm_load(self.upstream, name, str(registry.path(version)))
-            self._loaded.add(name)
+        self._loaded.add(name)
         return version, name
 
     # -- one request -------------------------------------------------------------------------------------------
@@ -128,7 +135,7 @@ class Proxy:
             hinted = await asyncio.to_thread(self.hints.apply, req, json.loads(raw))
             raw = json.dumps(hinted).encode() if req.meta.get("hints") else raw
         if self.vllm and req.endpoint.startswith("openai"):
-            routed = await asyncio.to_thread(self.vllm_adapter)
+            routed = await asyncio.to_thread(self.vllm_adapter, req.model)
             if routed is not None:
                 body = json.loads(raw)
                 body["model"] = routed[1]
@@ -248,9 +255,9 @@ def is_vllm(upstream: str) -> bool:
 
 def base_model(config: Config) -> str | None:
     """The current adapter's base model id, else the configured model; None when neither is known."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
 
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     version = registry.current()
     if version is not None:
         found = (registry.meta(version).get("base_model") or {}).get("id")
@@ -260,9 +267,12 @@ def base_model(config: Config) -> str | None:
 
 
 def open_quick_store(config: Config) -> Any:
-    """The queue with a 5 ms lock wait, or None when it cannot be opened now (every row then takes a thread)."""
+    """The queue with a 5 ms lock wait, or None when it cannot be opened now (every row then takes a thread). A
+    team queue is a network hop away: its rows always take a thread, never the event loop."""
     from redline.queue import open_store
 
+    if config.queue_url:
+        return None
     try:
         return open_store(config, busy_timeout_s=0.005)
     except RedlineError:

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redline.adapter_store import registry_for
 from redline.adapters import AdapterRegistry
 from redline.config import Config
 from redline.errors import ConfigError, RedlineError
 from redline.queue import Store
+from redline.queue.claims import LEASE_S, Heartbeat
 from redline.records import utc_now
 from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
 from redline.trainer.config import TrainConfig
@@ -83,9 +85,12 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     where it stopped when started again on the same records. Any failure is recorded as the last training's
     result before it is raised. `claim_owner` names the claim, so a supervisor can release it after a SIGKILL."""
     started = time.perf_counter()
-    claim = store.claim(claim_owner)
+    # the claim lasts while this process runs (checked by pid on this host) and while the heartbeat renews it (for
+    # a trainer on another machine of a team queue, whose pid nobody can check): a run cut off longer than
+    # LEASE_S loses it, and its `ack` raises ClaimLost before anything is promoted
+    claim = store.claim(claim_owner, stale_after_s=LEASE_S)
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), Heartbeat(store, claim.token):
             examples = examples_from_store(store, split="train", ids=claim.generation_ids)
             nothing = None
             if not examples:
@@ -98,7 +103,7 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                 report = RunReport(None, False, nothing, timings={"total": time.perf_counter() - started})
                 write_last(store, LastTraining(utc_now(), "nothing", report.reason))
                 return report
-            registry = AdapterRegistry(config.adapters_dir)
+            registry = registry_for(config)
             parent = registry.current()
             tcfg = train_config if train_config.checkpoint_every else TrainConfig.from_dict(
                 {**train_config.to_dict(), "checkpoint_every": 50})

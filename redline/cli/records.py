@@ -23,7 +23,7 @@ def status(as_json: bool) -> None:
     counts = store.counts()
     info = {
         "repo_id": config.repo_id,
-        "queue": str(config.db_path),
+        "queue": config.queue_location,
         **counts,
         "training": read_status(store).to_dict(),
         "acceptance": store.acceptance(SUGGESTED),
@@ -31,7 +31,7 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
-    console.print(f"[bold]{config.repo_id}[/]  ({config.db_path})")
+    console.print(f"[bold]{config.repo_id}[/]  ({config.queue_location})")
     console.print(
         f"{counts['generations']} generations, {counts['generations_with_feedback']} with feedback; "
         f"{counts['feedback']} feedback records, {counts['attributed']} attributed, "

@@ -84,7 +84,7 @@ def _print_report(report: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def eval_(version: str | None, model: str | None, as_json: bool) -> None:
     """Run the evaluation gate on VERSION (default: the current adapter, else the newest)."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
     from redline.queue import open_store
     from redline.trainer.data import examples_from_store
     from redline.trainer.gate import GateThresholds, evaluate_gate
@@ -92,7 +92,7 @@ def eval_(version: str | None, model: str | None, as_json: bool) -> None:
 
     config = load_config()
     _quiet_loading()
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     version = version or registry.current() or (registry.versions() or [None])[-1]
     if version is None:
         raise NotFound("no adapter for this repo yet", fix="run `redline train`")
@@ -125,9 +125,9 @@ def adapters() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 def list_(as_json: bool) -> None:
     """Adapter versions, oldest first; * marks the one being served."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
 
-    rows = AdapterRegistry(load_config().adapters_dir).table()
+    rows = registry_for(load_config()).table()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -144,11 +144,11 @@ def list_(as_json: bool) -> None:
 @click.argument("version")
 def promote(version: str) -> None:
     """Serve VERSION from now on."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
     from redline.trainer.identity import check_base
 
     config = load_config()
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     if config.model:  # an adapter of another base model is refused, in one line naming both
         check_base(registry.meta(version), config.model)
     registry.promote(version)
@@ -159,10 +159,10 @@ def promote(version: str) -> None:
 @adapters.command("rollback")
 def rollback() -> None:
     """Serve the previously promoted adapter again (or the base model)."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
 
     config = load_config()
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     previous = registry.rollback()
     _publish_with_store(config, registry)
     click.echo(f"{previous} is now current" if previous else "no adapter is current; serving the base model")
