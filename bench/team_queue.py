@@ -3,7 +3,8 @@
 For each backend, with secret scrubbing on and every write going through the one write path (`ledger.record`,
 batches of `--batch` records as the pytest plugin's writer batches today):
 
-1. throughput: `--writers` concurrent writer processes write for `--seconds`; records/s sustained;
+1. throughput: `--writers` concurrent writer processes write for `--seconds`; records/s sustained, and the
+   PostgreSQL server's own CPU per record (what one core of a team's database machine sustains);
 2. kills: the same writers while random ones are SIGKILLed (and replaced) every `--seconds / --kills`; then every
    acknowledged batch must be there whole, no batch in part, no record twice, and the store's integrity checked
    (SQLite `PRAGMA integrity_check`; PostgreSQL `amcheck` on every index, heap included);
@@ -206,19 +207,48 @@ def acks(procs: list[Proc]) -> list[tuple[float, str, int, str]]:
     return out
 
 
+def _ticks(pid: int, children: bool) -> int:
+    """CPU clock ticks of a process (and of its children it has waited for, when `children`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15 if children else 13])
+
+
+def server_cpu_s(postmaster: int | None) -> float:
+    """CPU seconds the PostgreSQL server has used: the postmaster, the backends it has reaped, and the ones that
+    still run (WAL writer, checkpointer, …)."""
+    if postmaster is None:
+        return 0.0
+    ticks = _ticks(postmaster, True)
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    ticks += _ticks(int(proc.name), False)
+            except (OSError, ValueError, IndexError):
+                continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(root: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     procs = start_writers(root, env, args.writers, args.batch, args.seconds, "w")
+    postmaster = args.postmaster if "queue_url" in (root / "redline.toml").read_text() else None
+    server_before = server_cpu_s(postmaster)
     t0 = time.monotonic()
     for p in procs:
         p.go()
     for p in procs:
         p.proc.wait(args.seconds + 600)
+    server = server_cpu_s(postmaster) - server_before
     got = acks(procs)
     window = [n for at, _, n, _ in got if at <= t0 + args.seconds]
     for p in procs:
         p.kill()
-    return {"records": sum(n for *_, n, _ in got), "records_per_s": round(sum(window) / args.seconds),
-            "spooled_batches": sum(how == "spooled" for *_, how in got)}
+    records = sum(n for *_, n, _ in got)
+    # the server's CPU per record: what one core of a team's own database machine sustains, whatever the
+    # writers (each on its own machine in a team, all on this one here) spend scrubbing
+    return {"records": records, "records_per_s": round(sum(window) / args.seconds),
+            "spooled_batches": sum(how == "spooled" for *_, how in got),
+            "server_cpu_ms_per_record": round(1000 * server / records, 3) if postmaster else None}
 
 
 def kills(root: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
@@ -394,6 +424,8 @@ def run_backend(name: str, url: str | None, args: argparse.Namespace, base: Path
     env = child_env(home)
     result = {}
     for phase, fn in (("throughput", throughput), ("kills", kills), ("claims", claims), ("lease", lease)):
+        if phase not in args.phases.split(","):
+            continue
         print(f"{name}: {phase} …", file=sys.stderr, flush=True)
         result[phase] = fn(repo(base / name, phase, url), env, args)
         print(f"{name}: {phase}: {json.dumps(result[phase])}", file=sys.stderr, flush=True)
@@ -411,6 +443,7 @@ def main() -> None:
     ap.add_argument("--claim-records", type=int, default=2000, help="generations (each with one feedback) to claim")
     ap.add_argument("--lease", type=float, default=3.0)
     ap.add_argument("--backends", default="postgres,sqlite")
+    ap.add_argument("--phases", default="throughput,kills,claims,lease")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     server = None
@@ -420,6 +453,7 @@ def main() -> None:
 
         server = start_server(settings={"max_connections": "300"})
         args.url = server.url()
+    args.postmaster = int((server.data / "postmaster.pid").read_text().split()[0]) if server else None
     results: dict[str, Any] = {"cpus": os.cpu_count(), "writers": args.writers, "seconds": args.seconds,
                                "batch": args.batch, "scrubbing": True}
     try:

@@ -641,22 +641,23 @@ class PostgresStore:
         return len(self._read("SELECT name FROM _migrations"))
 
 
-#: a whole batch as one statement: each table's rows arrive as one array per column; the counts say what was new
+#: a whole batch as one statement: each table's rows arrive as one array per column, sent in binary (`%b`: the
+#: text format would escape every quote of every JSON body on the client); the counts say what was new
 _WRITE = """
 WITH g AS (
     INSERT INTO generations (id, repo_id, created_at, split, path, body)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
     ON CONFLICT DO NOTHING RETURNING 1
 ), f AS (
     INSERT INTO feedback (id, fingerprint, generation_id, kind, source, created_at, path, body)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                         %s::text[])
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                         %b::text[])
     ON CONFLICT DO NOTHING RETURNING 1
 ), s AS (
     INSERT INTO spans (generation_id, path, start_line, end_line, text, state, commit_sha, updated_at, start_col,
                        end_col)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::text[], %s::text[], %s::text[],
-                         %s::text[], %s::int[], %s::int[])
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
+                         %b::text[], %b::int[], %b::int[])
     ON CONFLICT (generation_id, path) DO UPDATE SET start_line = excluded.start_line, end_line = excluded.end_line,
         text = excluded.text, state = excluded.state, commit_sha = excluded.commit_sha,
         updated_at = excluded.updated_at, start_col = excluded.start_col, end_col = excluded.end_col
