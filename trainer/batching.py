@@ -149,6 +149,15 @@ def schedule(pairs: Sequence[Pair], *, batch_size: int, seed: int, steps: int) -
     return out[:steps]
 
 
+def with_rewrites(plan: list[list[int]], pairs: Sequence[Pair], records: int) -> list[list[int]]:
+    """Each step's pair indices plus those of the rewrites of the same records (pairs[records:]): a record's
+    rewrite rides in the same optimizer step as its attempt."""
+    rewrites: dict[int, list[int]] = {}
+    for j in range(records, len(pairs)):
+        rewrites.setdefault(pairs[j].index, []).append(j)
+    return [[*step, *(j for i in step for j in rewrites.get(pairs[i].index, []))] for step in plan]
+
+
 def micro_batches(indices: Sequence[int], pairs: Sequence[Pair], micro: int) -> list[list[int]]:
     """One optimizer batch split into forward passes of at most `micro` records, similar lengths together."""
     ordered = sorted(indices, key=lambda i: pairs[i].length)
