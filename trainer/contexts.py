@@ -10,15 +10,18 @@ Too long for `max_length`: the feedback is cut first, then the oldest prompt tok
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redline.prompts import chat_text, encode, fim_text, message_dict, render_student, student_prompt_ids
 from redline.records import Generation
-from redline.trainer.config import TrainConfig
 from redline.trainer.feedback_text import aggregate, is_accepted, truncate_text
+
+if TYPE_CHECKING:
+    from redline.trainer.config import TrainConfig
 
 log = logging.getLogger("redline.trainer")
 
@@ -34,6 +37,22 @@ _COMMENT = {
     **dict.fromkeys(("lisp", "clj", "el", "scm"), ";;"),
 }
 _MIN_FEEDBACK_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What turning a record into token ids needs, and nothing else: how the teacher sees the hindsight and how
+    long a sequence may be (the trainer's settings of the same names; the gate passes its adapter's)."""
+
+    hindsight: str
+    template: str | None
+    max_length: int
+    max_feedback_chars: int
+    append_eos: bool
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Rendering:
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
 
 @dataclass
@@ -62,9 +81,9 @@ class Pair:
 # -- rendering ---------------------------------------------------------------------------------------------------
 
 
-def render_teacher(tokenizer: Any, generation: Generation, feedback: str, config: TrainConfig) -> tuple[str, bool]:
+def render_teacher(tokenizer: Any, generation: Generation, feedback: str, rendering: Rendering) -> tuple[str, bool]:
     """The student's context plus the hindsight, per strategy (see module doc)."""
-    strategy = resolve_strategy(tokenizer, generation, config)
+    strategy = resolve_strategy(tokenizer, generation, rendering)
     p = generation.prompt
     if strategy == "chat":
         reprompt = f"{REPROMPT_FEEDBACK}\n\n{feedback}\n\n{REPROMPT_SOLVE}"
@@ -79,18 +98,19 @@ def render_teacher(tokenizer: Any, generation: Generation, feedback: str, config
         prefix = _with_comment_block(p.prefix or "", feedback, path)
         return fim_text(tokenizer, prefix, p.suffix or ""), True
     text, special = render_student(tokenizer, generation)
-    template = config.template or DEFAULT_TEMPLATE
+    template = rendering.template or DEFAULT_TEMPLATE
     return template.format(prompt=text, feedback=feedback, completion=generation.completion), special
 
 
-def resolve_strategy(tokenizer: Any, generation: Generation, config: TrainConfig) -> str:
+def resolve_strategy(tokenizer: Any, generation: Generation, rendering: Rendering) -> str:
     """`auto` → chat for chat prompts with messages and a chat template, fim for fim prompts, else template.
     An explicit strategy the record cannot support falls back to template."""
     fmt, p = generation.prompt_format, generation.prompt
     can_chat = fmt == "chat" and bool(p.messages) and bool(getattr(tokenizer, "chat_template", None))
-    if config.hindsight == "chat" or (config.hindsight == "auto" and fmt == "chat"):
+    hindsight = rendering.hindsight
+    if hindsight == "chat" or (hindsight == "auto" and fmt == "chat"):
         return "chat" if can_chat else "template"
-    if config.hindsight == "fim" or (config.hindsight == "auto" and fmt == "fim"):
+    if hindsight == "fim" or (hindsight == "auto" and fmt == "fim"):
         return "fim" if p.prefix is not None else "template"
     return "template"
 
@@ -123,23 +143,25 @@ def completion_ids(tokenizer: Any, generation: Generation, *, fingerprint: str |
     return ids, None
 
 
-def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: list[Any], config: TrainConfig, *,
-               fingerprint: str | None = None, target_ids: list[int] | None = None) -> Pair | None:
+def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: list[Any], rendering: Rendering, *,
+               fingerprint: str | None = None, target_ids: list[int] | None = None, anchors: bool = True
+               ) -> Pair | None:
     """Student/teacher/completion ids for one record, or None when it has nothing to teach.
 
-    `target_ids` replaces the completion (SFT baselines train on a revision or a human edit instead)."""
-    text = aggregate(feedback, max_chars=config.max_feedback_chars)
+    `target_ids` replaces the completion (SFT trains on a revision or a human edit instead); `anchors` = False
+    gives a passed record (an accept and nothing against it) no pair instead of an anchor."""
+    text = aggregate(feedback, max_chars=rendering.max_feedback_chars)
     passed = is_accepted(feedback)
-    if not text and not (passed and config.use_passed_anchors) and target_ids is None:
+    if not text and not (passed and anchors) and target_ids is None:
         return None  # SDPO: no feedback → zero loss; skip the record instead of computing zeros
     if target_ids is not None:
         comp, old = list(target_ids), None
     else:
-        comp, old = completion_ids(tokenizer, generation, fingerprint=fingerprint, append_eos=config.append_eos)
-    budget = config.max_length - len(comp)
+        comp, old = completion_ids(tokenizer, generation, fingerprint=fingerprint, append_eos=rendering.append_eos)
+    budget = rendering.max_length - len(comp)
     if budget < 8 or not comp:
         log.warning("record %s skipped: its completion (%d tokens) does not fit max_length %d",
-                    generation.id, len(comp), config.max_length)
+                    generation.id, len(comp), rendering.max_length)
         return None
     student = student_prompt_ids(tokenizer, generation)
     if not student:  # nothing predicts the first completion token
@@ -148,26 +170,26 @@ def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: lis
     truncated = len(student) > budget
     student = _keep_tail(student, budget, tokenizer)
     if text:
-        teacher, cut = _teacher_ids(tokenizer, generation, text, config, budget)
+        teacher, cut = _teacher_ids(tokenizer, generation, text, rendering, budget)
         truncated = truncated or cut
     else:
         teacher = list(student)
     if truncated:
         log.info("record %s truncated to fit max_length %d (feedback first, then oldest prompt text)",
-                 generation.id, config.max_length)
+                 generation.id, rendering.max_length)
     return Pair(index, student, teacher, comp, old, anchor=not text, truncated=truncated,
                 adapter_version=generation.adapter_version)
 
 
-def _teacher_ids(tokenizer: Any, generation: Generation, feedback: str, config: TrainConfig, budget: int
+def _teacher_ids(tokenizer: Any, generation: Generation, feedback: str, rendering: Rendering, budget: int
                  ) -> tuple[list[int], bool]:
-    text, special = render_teacher(tokenizer, generation, feedback, config)
+    text, special = render_teacher(tokenizer, generation, feedback, rendering)
     ids = encode(tokenizer, text, special)
     cut = False
     chars = len(feedback)
     while len(ids) > budget and chars > _MIN_FEEDBACK_CHARS:
         chars = max(_MIN_FEEDBACK_CHARS, int(chars * min(0.75, budget / len(ids))))
-        text, special = render_teacher(tokenizer, generation, truncate_text(feedback, chars), config)
+        text, special = render_teacher(tokenizer, generation, truncate_text(feedback, chars), rendering)
         ids = encode(tokenizer, text, special)
         cut = True
     if len(ids) > budget:

@@ -37,7 +37,7 @@ import torch
 from redline.prompts import encode
 from redline.trainer.batching import OutputHead, collate, completion_hidden
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair
+from redline.trainer.contexts import Pair, Rendering, build_pair
 from redline.trainer.data import TrainingExample
 from redline.trainer.feedback_text import correction_of, is_accepted
 from redline.trainer.losses import CHUNK, divergence, token_logprobs
@@ -125,23 +125,22 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
     model.eval()
     fp = identity["tokenizer_fingerprint"]
     pad = tok.pad_token_id
-    # Score every record with the adapter's own hindsight rendering, ignoring the method it was trained with.
-    cfg = TrainConfig.from_dict({**config.to_dict(), "method": "self-distill", "use_passed_anchors": False,
-                                 "micro_batch": None})
-    batch = min(cfg.batch_size, 8)
+    # Score every record with the adapter's own hindsight rendering, whatever method it was trained with.
+    rendering = Rendering.of(config)
+    batch = min(config.batch_size, 8)
 
     records = gate_records(heldout, max_records)
     failed = [p for i, ex in enumerate(records)
-              if (p := build_pair(tok, i, ex.generation, ex.feedback, cfg, fingerprint=fp))]
+              if (p := build_pair(tok, i, ex.generation, ex.feedback, rendering, fingerprint=fp, anchors=False))]
     passed_ = [p for i, ex in enumerate(records) if is_accepted(ex.feedback)
-               if (p := build_pair(tok, i, ex.generation, [], cfg, fingerprint=fp,
-                                   target_ids=_completion_ids(tok, ex, cfg, fp))) is not None]
+               if (p := build_pair(tok, i, ex.generation, [], rendering, fingerprint=fp,
+                                   target_ids=_completion_ids(tok, ex, rendering, fp))) is not None]
     edits = []
     for i, ex in enumerate(records):
         text = correction_of(ex.feedback)
         if text is not None:
             target = encode(tok, text, False) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
-            if (p := build_pair(tok, i, ex.generation, [], cfg, target_ids=target)) is not None:
+            if (p := build_pair(tok, i, ex.generation, [], rendering, target_ids=target)) is not None:
                 edits.append(p)
     texts = (list(human_texts) if human_texts is not None
              else default_human_texts(repo_root, max_human, config.gate_human_code))
@@ -181,7 +180,7 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
         a = _logp_per_record(model, edits, pad, mode="default", batch_size=batch)
         stats.row(report, EDITS, b, a, "must not fall beyond noise", rise=False)
     if texts:
-        chunks = _chunks(tok, texts, cfg.max_length)
+        chunks = _chunks(tok, texts, config.max_length)
         before_ppl = _perplexity(model, chunks, mode=before_mode)
         after_ppl = _perplexity(model, chunks, mode="default")
         report.rows.append({"metric": PERPLEXITY, "before": before_ppl, "after": after_ppl,
@@ -247,11 +246,11 @@ class _Stats:
                             "ok": bool(ok)})
 
 
-def _completion_ids(tok: Any, ex: TrainingExample, cfg: TrainConfig, fp: str) -> list[int]:
+def _completion_ids(tok: Any, ex: TrainingExample, rendering: Rendering, fp: str) -> list[int]:
     """The accepted completion's ids exactly as training splices them (the recorded ids when they match)."""
     from redline.trainer.contexts import completion_ids
 
-    return completion_ids(tok, ex.generation, fingerprint=fp, append_eos=cfg.append_eos)[0]
+    return completion_ids(tok, ex.generation, fingerprint=fp, append_eos=rendering.append_eos)[0]
 
 
 def _vocab(model: Any) -> int:

@@ -9,6 +9,7 @@ import click
 
 from redline.config import Config, load_config
 from redline.errors import NotFound
+from redline.trainer.config import METHODS
 
 
 def _quiet_loading() -> None:
@@ -25,7 +26,7 @@ def _quiet_loading() -> None:
 
 @click.command("train")
 @click.option("--model", help="Base model: a local directory or a hub id already in the local cache.")
-@click.option("--method", type=click.Choice(["self-distill", "sft-revision", "sft-edit"]),
+@click.option("--method", type=click.Choice(METHODS),
               help="Training method (default: self-distill, or `method` in [tool.redline.train]).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--dry-run", is_flag=True, help="Print what would be trained and one rendered context; train nothing.")

@@ -9,17 +9,24 @@ from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import (
     REPROMPT_FEEDBACK,
     REPROMPT_SOLVE,
+    Rendering,
     build_pair,
     comment_prefix,
     render_teacher,
 )
 from redline.trainer.model import tokenizer_fingerprint
 
+
+def rendering(**settings: object) -> Rendering:
+    """The rendering settings of a `TrainConfig` with these settings (its defaults otherwise)."""
+    return Rendering.of(TrainConfig(**settings))
+
+
 CASES = {
-    "chat": (chat_generation, TrainConfig(hindsight="chat")),
-    "fim": (fim_generation, TrainConfig(hindsight="fim")),
-    "template": (raw_generation, TrainConfig(hindsight="template", template="# {feedback}\n{prompt}")),
-    "auto-raw": (raw_generation, TrainConfig()),
+    "chat": (chat_generation, rendering(hindsight="chat")),
+    "fim": (fim_generation, rendering(hindsight="fim")),
+    "template": (raw_generation, rendering(hindsight="template", template="# {feedback}\n{prompt}")),
+    "auto-raw": (raw_generation, rendering()),
 }
 
 
@@ -47,16 +54,16 @@ def test_recorded_token_ids_are_reused_when_tokenizer_matches(tiny_tokenizer) ->
     g.token_ids = [5, 6, 7]
     g.token_logprobs = [-1.0, -2.0, -3.0]
     g.tokenizer_fingerprint = tokenizer_fingerprint(tiny_tokenizer)
-    pair = build_pair(tiny_tokenizer, 0, g, failing(g), TrainConfig(), fingerprint=g.tokenizer_fingerprint)
+    pair = build_pair(tiny_tokenizer, 0, g, failing(g), rendering(), fingerprint=g.tokenizer_fingerprint)
     assert pair.completion_ids == [5, 6, 7] and pair.old_logprobs == [-1.0, -2.0, -3.0]
-    other = build_pair(tiny_tokenizer, 0, g, failing(g), TrainConfig(), fingerprint="different")
+    other = build_pair(tiny_tokenizer, 0, g, failing(g), rendering(), fingerprint="different")
     assert other.completion_ids != [5, 6, 7] and other.old_logprobs is None
 
 
 def test_chat_teacher_adds_sdpo_reprompt_turn(tiny_tokenizer) -> None:
     g = chat_generation()
     student, _ = render_student(tiny_tokenizer, g)
-    teacher, _ = render_teacher(tiny_tokenizer, g, "- test failed: x", TrainConfig())
+    teacher, _ = render_teacher(tiny_tokenizer, g, "- test failed: x", rendering())
     assert student.endswith("<|assistant|>\n") and teacher.endswith("<|assistant|>\n")
     assert teacher.count("<|user|>") == 2
     assert REPROMPT_FEEDBACK in teacher and REPROMPT_SOLVE in teacher
@@ -65,7 +72,7 @@ def test_chat_teacher_adds_sdpo_reprompt_turn(tiny_tokenizer) -> None:
 
 def test_fim_feedback_is_a_comment_block_above_the_cursor_line(tiny_tokenizer) -> None:
     g = fim_generation()
-    teacher, _ = render_teacher(tiny_tokenizer, g, "- test failed: wrong sign", TrainConfig())
+    teacher, _ = render_teacher(tiny_tokenizer, g, "- test failed: wrong sign", rendering())
     assert teacher.startswith("<fim_prefix>") and "<fim_suffix>" in teacher and teacher.endswith("<fim_middle>")
     assert "    # - test failed: wrong sign\n    # Write it correctly.\n    return <fim_suffix>" in teacher
     assert comment_prefix("a/b.ts") == "//" and comment_prefix("x.sql") == "--" and comment_prefix("noext") == "#"
@@ -75,8 +82,7 @@ def test_truncation_cuts_feedback_then_old_prompt_never_completion(tiny_tokenize
     g = raw_generation()
     g.prompt.text = "import os\n" * 40 + g.prompt.text
     long_fb = [Feedback(kind="review", source="human", message="please fix " * 300, generation_id=g.id)]
-    cfg = TrainConfig(max_length=64, max_feedback_chars=5000)
-    pair = build_pair(tiny_tokenizer, 0, g, long_fb, cfg)
+    pair = build_pair(tiny_tokenizer, 0, g, long_fb, rendering(max_length=64, max_feedback_chars=5000))
     assert pair is not None and pair.truncated
     assert len(pair.student_ids) + len(pair.completion_ids) <= 64
     assert len(pair.teacher_ids) + len(pair.completion_ids) <= 64
@@ -87,9 +93,9 @@ def test_truncation_cuts_feedback_then_old_prompt_never_completion(tiny_tokenize
 def test_no_feedback_trains_nothing_unless_anchor(tiny_tokenizer) -> None:
     g = raw_generation()
     accept = [Feedback(kind="accept", source="editor", generation_id=g.id)]
-    assert build_pair(tiny_tokenizer, 0, g, [], TrainConfig()) is None  # no feedback: not known to be good
-    assert build_pair(tiny_tokenizer, 0, g, accept, TrainConfig(use_passed_anchors=False)) is None
-    anchor = build_pair(tiny_tokenizer, 0, g, accept, TrainConfig())
+    assert build_pair(tiny_tokenizer, 0, g, [], rendering()) is None  # no feedback: not known to be good
+    assert build_pair(tiny_tokenizer, 0, g, accept, rendering(), anchors=False) is None
+    anchor = build_pair(tiny_tokenizer, 0, g, accept, rendering())
     assert anchor is not None and anchor.anchor and anchor.teacher_ids == anchor.student_ids
 
 

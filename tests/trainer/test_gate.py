@@ -107,7 +107,9 @@ def test_an_adapter_that_forgets_passed_records_is_refused_without_human_code(wo
     forget = [TrainingExample(ex.generation, [Feedback(kind="edit", source="review", correction=junk,
                                                       generation_id=ex.generation.id)]) for ex in train_set]
     out = tmp_path / "forget"
-    train(model, forget, out, TrainConfig(**_template(), method="sft-edit", max_steps=20), progress=False)
+    from bench.methods import method_for
+
+    train(model, forget, out, TrainConfig(**_template(), max_steps=20), method=method_for("sft-edit"), progress=False)
     report = evaluate_gate(model, out, heldout, repo_root=tmp_path)  # no git repo here: no human code
     assert not report.passed
     assert not _row(report, RETENTION)["ok"], report.table()
