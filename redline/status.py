@@ -58,6 +58,8 @@ class LastTraining:
     reason: str | None = None
     version: str | None = None
     records: int = 0
+    #: the hindsight probe's one line: what the model fixed when shown the feedback, and what followed
+    probe: str | None = None
 
 
 @dataclass(frozen=True)

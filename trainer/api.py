@@ -45,6 +45,23 @@ def generate(model: Any, tokenizer: Any, generation_or_prompt: Generation | Prom
     return [decode(tokenizer, o) for o in outs]
 
 
+def probe_model(model_path: str | Path, examples: Sequence[TrainingExample], config: TrainConfig | None = None,
+                *, repo_root: Path | None = None, device: str | None = None) -> Any:
+    """The hindsight probe (`probe.py`) of the base model on these records, as `redline train` runs it before
+    training: what the model fixes when shown the feedback, per strategy (for `redline doctor`)."""
+    from redline.evidence import Judge
+    from redline.trainer.contexts import Rendering
+    from redline.trainer.model import fit_to_model, load_base
+    from redline.trainer.probe import probe
+
+    config = config or TrainConfig()
+    model, tokenizer = load_base(model_path, device=device, quantize=config.quantize)
+    config = fit_to_model(config, model)
+    with Judge(repo_root) as judge:
+        return probe(model, tokenizer, examples, Rendering.of(config), judge, limit=config.probe_records or 16,
+                     batch_size=config.batch_size)
+
+
 def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], config: TrainConfig | None = None
                   ) -> dict[str, Any]:
     """What a run would train on, without loading the model: counts, token totals, one rendered student and
@@ -89,5 +106,6 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
 
 
 __all__ = [
-    "TrainConfig", "TrainResult", "TrainingExample", "generate", "load_for_inference", "plan_training", "train",
+    "TrainConfig", "TrainResult", "TrainingExample", "generate", "load_for_inference", "plan_training",
+    "probe_model", "train",
 ]

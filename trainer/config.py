@@ -23,7 +23,7 @@ from redline.errors import ConfigError
 
 #: the product's methods (`methods.METHODS` implements each); the bench adds its own (`bench/methods.py`)
 METHODS = ("self-distill", "sft-revision")
-HINDSIGHT = ("auto", "chat", "fim", "template")
+HINDSIGHT = ("auto", "chat", "chat-turn", "fim", "template")
 QUANTIZE = ("4bit", "8bit")
 
 _BENCH = "moved to the learning bench (`bench/methods.py`) with the other experiments"
@@ -81,8 +81,8 @@ class TrainConfig:
     method: str = setting("self-distill", lambda v: v in METHODS, f"one of {list(METHODS)}",
                           "self-distill, or the baseline sft-revision (SFT on the teacher's rewrites)")
     hindsight: str = setting("auto", lambda v: v in HINDSIGHT, f"one of {list(HINDSIGHT)}",
-                             "how the teacher sees the feedback: auto (chat for chat prompts, fim for fim, "
-                             "template for raw)")
+                             "how the teacher sees the feedback: auto (the strategy the hindsight probe measures "
+                             "best before training), chat, chat-turn, fim or template (docs/trainer.md)")
     template: str | None = setting(None, lambda v: v is None or isinstance(v, str), "a format string",
                                    "format string with {prompt}, {feedback} and optionally {completion}, for "
                                    "hindsight='template'")
@@ -132,6 +132,9 @@ class TrainConfig:
     use_passed_anchors: bool = setting(True, _is_bool, _BOOL,
                                        "records whose feedback only says \"passed\" are kept as anchors "
                                        "(teacher = student context)")
+    probe_records: int = setting(16, lambda v: _is_int(v, 0), "an integer ≥ 0",
+                                 "failed records the hindsight probe answers again before training, with the "
+                                 "feedback shown each way the record allows (`probe.py`); 0 = no probe")
     use_revisions: bool = setting(True, _is_bool, _BOOL,
                                   "self-distill also scores the hindsight teacher's own greedy rewrite of each "
                                   "failed attempt, in the same step as the attempt (`revisions.py`)")

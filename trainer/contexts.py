@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from redline.prompts import chat_text, encode, fim_text, message_dict, render_student, student_prompt_ids
+from redline.prompts import (
+    chat_text,
+    comment_block,
+    encode,
+    fim_text,
+    fim_tokens,
+    message_dict,
+    render_student,
+    student_prompt_ids,
+)
 from redline.records import Generation
 from redline.trainer.feedback_text import aggregate, is_accepted, truncate_text
 
@@ -27,15 +36,9 @@ log = logging.getLogger("redline.trainer")
 
 REPROMPT_FEEDBACK = "The following is feedback from your unsuccessful earlier attempt:"
 REPROMPT_SOLVE = "Correctly solve the original question."
+REPROMPT_CODE = "Write the code again, correctly."
 DEFAULT_TEMPLATE = REPROMPT_FEEDBACK + "\n{feedback}\n" + REPROMPT_SOLVE + "\n\n{prompt}"
 
-_COMMENT = {
-    **dict.fromkeys(("py", "sh", "bash", "rb", "pl", "r", "yaml", "yml", "toml", "jl", "ex", "exs", "nim"), "#"),
-    **dict.fromkeys(("js", "jsx", "ts", "tsx", "java", "c", "h", "cc", "cpp", "hpp", "cs", "go", "rs", "swift",
-                     "kt", "kts", "scala", "php", "dart", "zig", "v", "sol"), "//"),
-    **dict.fromkeys(("sql", "lua", "hs", "elm", "ada"), "--"),
-    **dict.fromkeys(("lisp", "clj", "el", "scm"), ";;"),
-}
 _MIN_FEEDBACK_CHARS = 64
 
 
@@ -82,9 +85,22 @@ class Pair:
 
 
 def render_teacher(tokenizer: Any, generation: Generation, feedback: str, rendering: Rendering) -> tuple[str, bool]:
-    """The student's context plus the hindsight, per strategy (see module doc)."""
+    """The student's context plus the hindsight, per strategy:
+
+    - `chat`: the chat's messages, then a user turn with SDPO's reprompt (the attempt itself is not pasted);
+    - `chat-turn`: for a code completion on a model with a chat template (an instruct model): a user turn with
+      the code as attempted and the feedback, then the assistant's turn starting with the prompt, where the
+      attempt's ids follow — what an instruct model reads as "here is what was wrong, write it again";
+    - `fim`: the feedback as a comment block above the cursor's line, inside the model's FIM format;
+    - `template`: `template`, else the model's own (`hindsight_template` in its tokenizer_config.json, as a chat
+      template ships there), else SDPO's reprompt before the prompt."""
     strategy = resolve_strategy(tokenizer, generation, rendering)
     p = generation.prompt
+    if strategy == "chat-turn":
+        text, _ = render_student(tokenizer, generation)
+        user = (f"```\n{text}{generation.completion}\n```\n\n{REPROMPT_FEEDBACK}\n\n{feedback}\n\n"
+                f"{REPROMPT_CODE}")
+        return chat_text(tokenizer, [{"role": "user", "content": user}]) + text, False
     if strategy == "chat":
         reprompt = f"{REPROMPT_FEEDBACK}\n\n{feedback}\n\n{REPROMPT_SOLVE}"
         messages = [message_dict(m) for m in p.messages or []]
@@ -95,38 +111,52 @@ def render_teacher(tokenizer: Any, generation: Generation, feedback: str, render
             return chat_text(tokenizer, messages), False
     if strategy == "fim":
         path = generation.insertion.path if generation.insertion else ""
-        prefix = _with_comment_block(p.prefix or "", feedback, path)
+        lines = ["Feedback on an earlier attempt at the code below:", *feedback.splitlines(), "Write it correctly."]
+        prefix = comment_block(p.prefix or "", lines, path)
         return fim_text(tokenizer, prefix, p.suffix or ""), True
     text, special = render_student(tokenizer, generation)
-    template = rendering.template or DEFAULT_TEMPLATE
+    template = rendering.template or declared_template(tokenizer) or DEFAULT_TEMPLATE
     return template.format(prompt=text, feedback=feedback, completion=generation.completion), special
 
 
-def resolve_strategy(tokenizer: Any, generation: Generation, rendering: Rendering) -> str:
-    """`auto` → chat for chat prompts with messages and a chat template, fim for fim prompts, else template.
-    An explicit strategy the record cannot support falls back to template."""
+def declared_template(tokenizer: Any) -> str | None:
+    """The hindsight template a model ships in its tokenizer_config.json (`hindsight_template`), if any."""
+    value = (getattr(tokenizer, "init_kwargs", None) or {}).get("hindsight_template")
+    return value if isinstance(value, str) and "{prompt}" in value and "{feedback}" in value else None
+
+
+def supported(tokenizer: Any, generation: Generation) -> list[str]:
+    """The strategies a record supports on this tokenizer, in the order `auto` prefers them."""
     fmt, p = generation.prompt_format, generation.prompt
-    can_chat = fmt == "chat" and bool(p.messages) and bool(getattr(tokenizer, "chat_template", None))
-    hindsight = rendering.hindsight
-    if hindsight == "chat" or (hindsight == "auto" and fmt == "chat"):
-        return "chat" if can_chat else "template"
-    if hindsight == "fim" or (hindsight == "auto" and fmt == "fim"):
-        return "fim" if p.prefix is not None else "template"
-    return "template"
+    has_chat = bool(getattr(tokenizer, "chat_template", None))
+    out = []
+    if fmt == "chat" and p.messages and has_chat:
+        out.append("chat")
+    if has_chat and (fmt == "raw" or (fmt == "fim" and fim_tokens(tokenizer) is None)):
+        out.append("chat-turn")  # a FIM model reads its feedback best in its own FIM format
+    if fmt == "fim" and p.prefix is not None:
+        out.append("fim")
+    return [*out, "template"]
 
 
-def comment_prefix(path: str) -> str:
-    return _COMMENT.get(PurePosixPath(path).suffix.lstrip(".").lower(), "#")
+def resolve_strategy(tokenizer: Any, generation: Generation, rendering: Rendering) -> str:
+    """`auto` → the first strategy the record supports (`supported`); an explicit one it cannot support falls
+    back to `chat` for a chat record asked for `chat-turn`, else to `template`. The trainer's probe replaces
+    `auto` by the strategy it measured best before training (`probe.py`)."""
+    choices = supported(tokenizer, generation)
+    wanted = choices[0] if rendering.hindsight == "auto" else rendering.hindsight
+    if wanted in choices:
+        return wanted
+    return "chat" if wanted == "chat-turn" and "chat" in choices else "template"
 
 
-def _with_comment_block(prefix: str, feedback: str, path: str) -> str:
-    """Insert the feedback as a comment block just above the cursor's line, at that line's indentation."""
-    mark = comment_prefix(path)
-    head, _, line = prefix.rpartition("\n")
-    indent = line[: len(line) - len(line.lstrip())]
-    body = ["Feedback on an earlier attempt at the code below:", *feedback.splitlines(), "Write it correctly."]
-    block = "".join(f"{indent}{mark} {b}".rstrip() + "\n" for b in body)
-    return (head + "\n" if prefix.count("\n") else "") + block + line
+def strategies_for(tokenizer: Any, generations: Sequence[Generation], rendering: Rendering) -> list[str]:
+    """The strategies worth probing for these records: with `auto`, each one some record supports, in the order
+    `auto` prefers them; else the one configured."""
+    if rendering.hindsight != "auto":
+        return [rendering.hindsight]
+    found = {s for g in generations for s in supported(tokenizer, g)}
+    return [s for s in ("chat", "chat-turn", "fim", "template") if s in found]
 
 
 # -- token ids ---------------------------------------------------------------------------------------------------

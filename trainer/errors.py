@@ -9,5 +9,10 @@ class TrainError(RedlineError):
     """Training cannot start or cannot go on (no usable records, a bad checkpoint)."""
 
 
+class NothingToLearn(TrainError):
+    """The hindsight probe found that the model fixes (almost) none of its mistakes when shown the feedback:
+    self-distillation could teach it nothing, so no night is spent on it."""
+
+
 class ModelNotAvailable(NotFound):
     """The base model is neither a local directory nor in the local Hugging Face cache; we never download."""

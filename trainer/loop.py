@@ -22,18 +22,20 @@ from typing import Any
 
 import torch
 
+from redline.evidence import Judge
 from redline.fsutil import write_json
 from redline.records import utc_now
 from redline.trainer.batching import lr_lambda, micro_batches, padding_waste, planned_steps, schedule, with_rewrites
 from redline.trainer.checkpoint import Checkpointer
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair
+from redline.trainer.contexts import Pair, Rendering
 from redline.trainer.data import TrainingExample, balance_accepted, data_window
-from redline.trainer.errors import TrainError
+from redline.trainer.errors import NothingToLearn, TrainError
 from redline.trainer.identity import base_identity, check_base, read_adapter_meta
 from redline.trainer.methods import METHODS, Method, Run
 from redline.trainer.model import attach_lora, fit_to_model, load_base
 from redline.trainer.plan import MemoryPlan, ModelShape, memory_budget, model_shape, plan_memory
+from redline.trainer.probe import ADVICE, ProbeReport, probe
 from redline.trainer.progress import StepBar, count_bar
 from redline.trainer.teacher import cache_teacher_hidden
 from redline.trainer.throughput import Throughput
@@ -62,10 +64,12 @@ class TrainResult:
 
 def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: Path, config: TrainConfig, *,
           method: Method | None = None, progress: bool = True, on_step: StepCallback | None = None,
-          parent_version: str | None = None, init_adapter: Path | None = None, device: str | None = None
-          ) -> TrainResult:
+          parent_version: str | None = None, init_adapter: Path | None = None, device: str | None = None,
+          judge: Judge | None = None, on_probe: Callable[[ProbeReport], None] | None = None) -> TrainResult:
     """Train a LoRA adapter on `examples` into `out_dir` with `config.method` (or `method`: the bench passes its
-    variants), continuing `init_adapter` when given; `parent_version` is the adapter that adapter is."""
+    variants), continuing `init_adapter` when given; `parent_version` is the adapter that adapter is. `judge`
+    reruns the records' checks for the hindsight probe (default: checks that need no repository, and the
+    feedback's own criteria); `on_probe` hears its result before any training step."""
     method = method or METHODS[config.method]()
     if not examples:
         raise TrainError("no training records", fix="collect feedback first (`redline status` shows the queue)")
@@ -75,6 +79,14 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     _seed(config.seed)
     model, tokenizer, identity = _load(model_path, config, init_adapter, device)
     config = fit_to_model(config, model)  # max_length within the model's window, an unset lr by its width
+    # Can the model use this feedback at all? Its answers with the feedback shown, judged; `auto` takes the best.
+    probed = _probe(model, tokenizer, examples, config, judge, progress)
+    if on_probe is not None and probed.records:
+        on_probe(probed)
+    if probed.chosen is not None and config.hindsight == "auto":
+        config = dataclasses.replace(config, hindsight=probed.chosen)
+    elif probed.chosen is None and probed.conclusive:
+        raise NothingToLearn(probed.reason or "the model does not use this feedback in context", fix=ADVICE)
     run = Run(config, tokenizer, identity["tokenizer_fingerprint"], parent_version, progress)
 
     # Records → token ids. The method builds them on the base model, before LoRA exists: its rewrites and samples
@@ -83,7 +95,8 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     if not pairs:
         raise TrainError(f"none of the {given} records has anything to train on for {method.name}",
                          fix=method.fix_when_empty)
-    metrics: dict[str, Any] = {"accepted_left_out": given - len(examples), **found}
+    metrics: dict[str, Any] = {"accepted_left_out": given - len(examples), **found, "hindsight_strategy":
+                               config.hindsight, **({"probe": probed.to_dict()} if probed.records else {})}
     shape = model_shape(model)
     memory = _plan_memory(model, shape, pairs, config)
     metrics.update(_teacher_pass(method, model, pairs, run))
@@ -114,6 +127,17 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     del model, steps
     _free_memory()
     return result
+
+
+def _probe(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig,
+           judge: Judge | None, progress: bool) -> ProbeReport:
+    """The hindsight probe (`probe.py`) on the base model. With `auto`, the teacher then shows the feedback the
+    way that fixed most; when no way fixes more than the prompt alone, there is nothing to learn. Answers nothing
+    could judge (no check to rerun, no criterion in the words) leave the static choice."""
+    if not config.probe_records:
+        return ProbeReport()
+    return probe(model, tokenizer, examples, Rendering.of(config), judge or Judge(None), limit=config.probe_records,
+                 progress=progress, batch_size=config.batch_size)
 
 
 def _load(model_path: str | Path, config: TrainConfig, init_adapter: Path | None, device: str | None

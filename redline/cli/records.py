@@ -76,6 +76,8 @@ def _print_training(training: TrainingStatus) -> None:
         what = last.result + (f" {last.version}" if last.version else "") + (f" ({last.reason})" if last.reason
                                                                              else "")
         console.print(f"last training:   {last.at}  {what}")
+        if last.probe:
+            console.print(f"                 {last.probe}")
     if adapter.version is None:
         console.print("current adapter: none (base model)")
     else:

@@ -46,7 +46,8 @@ def train(model: str | None, method: str | None, max_steps: int | None, dry_run:
             _dry_run(model_ref, examples_from_store(store, split="train", include_passed=tcfg.use_passed_anchors),
                      tcfg)
             return
-        _print_report(run_training(config, store, model=model_ref, train_config=tcfg))
+        _print_report(run_training(config, store, model=model_ref, train_config=tcfg,
+                                   on_probe=lambda report: click.echo(report.line())))
     finally:
         store.close()
 

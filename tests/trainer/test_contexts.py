@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from conftest import chat_generation, failing, fim_generation, raw_generation
 
-from redline.prompts import encode, render_student, student_prompt_ids
+from redline.prompts import comment_prefix, encode, render_student, student_prompt_ids
 from redline.records import Feedback
 from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import (
@@ -11,7 +11,6 @@ from redline.trainer.contexts import (
     REPROMPT_SOLVE,
     Rendering,
     build_pair,
-    comment_prefix,
     render_teacher,
 )
 from redline.trainer.model import tokenizer_fingerprint
@@ -108,3 +107,49 @@ def test_rewrites_and_samples_no_longer_than_the_recorded_attempt_was_allowed() 
     assert _budget(TrainingExample(g, []), TrainConfig(revision_max_new_tokens=256), 10) == 40
     g.sampling = {}
     assert _budget(TrainingExample(g, []), TrainConfig(revision_max_new_tokens=256, max_length=100), 10) == 90
+
+
+def test_chat_turn_shows_an_instruct_model_the_code_and_its_feedback_before_the_completion(tiny_tokenizer) -> None:
+    g = raw_generation()
+    pair = build_pair(tiny_tokenizer, 0, g, failing(g), rendering(hindsight="chat-turn"))
+    assert pair is not None
+    teacher = tiny_tokenizer.decode(pair.teacher_ids)
+    student, _ = render_student(tiny_tokenizer, g)
+    assert "<|user|>" in teacher and "add(1, 2) returned -1" in teacher and g.completion.strip() in teacher
+    assert teacher.rstrip().endswith(student.rstrip())  # the assistant's turn starts with the prompt itself
+    # a chat record asked for chat-turn keeps its own messages (the chat strategy)
+    c = chat_generation()
+    assert render_teacher(tiny_tokenizer, c, "- x", rendering(hindsight="chat-turn")) == \
+        render_teacher(tiny_tokenizer, c, "- x", rendering(hindsight="chat"))
+
+
+def test_auto_prefers_what_the_record_and_the_model_support(tiny_tokenizer) -> None:
+    from redline.trainer.contexts import resolve_strategy, strategies_for, supported
+
+    assert supported(tiny_tokenizer, chat_generation()) == ["chat", "template"]
+    assert supported(tiny_tokenizer, raw_generation()) == ["chat-turn", "template"]
+    assert supported(tiny_tokenizer, fim_generation()) == ["fim", "template"]  # a FIM model: its own format
+    assert resolve_strategy(tiny_tokenizer, raw_generation(), rendering()) == "chat-turn"
+    assert resolve_strategy(tiny_tokenizer, fim_generation(), rendering(hindsight="chat")) == "template"
+    gens = [raw_generation(), fim_generation()]
+    assert strategies_for(tiny_tokenizer, gens, rendering()) == ["chat-turn", "fim", "template"]
+    assert strategies_for(tiny_tokenizer, gens, rendering(hindsight="fim")) == ["fim"]
+
+
+def test_a_model_may_ship_its_own_hindsight_template(tiny_tokenizer, tmp_path) -> None:
+    import json
+
+    from transformers import AutoTokenizer
+
+    tiny_tokenizer.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    cfg["hindsight_template"] = "## said: {feedback}\n{prompt}"
+    cfg.pop("chat_template", None)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (tmp_path / "chat_template.jinja").unlink(missing_ok=True)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    text, _ = render_teacher(tok, raw_generation(), "- wrong", rendering())
+    assert text.startswith("## said: - wrong\n")
+    own, _ = render_teacher(tok, raw_generation(), "- wrong",
+                            rendering(hindsight="template", template="{feedback}|{prompt}"))
+    assert own.startswith("- wrong|")  # the user's template wins
