@@ -164,9 +164,6 @@ class TrainConfig:
             value = getattr(self, f.name)
             if not f.metadata["ok"](value):
                 _bad(f.name, value, f.metadata["expected"])
-        # the rules that involve two settings; each still names the one to change
-        if self.hindsight == "template" and not self.template:
-            _bad("template", self.template, "a format string when hindsight='template'")
         if self.template is not None:
             check_template(self.template)
         if self.lora_targets is not None:
@@ -252,8 +249,7 @@ def validate_train_settings(mapping: dict[str, Any]) -> list[str]:
     known = {k: v for k, v in mapping.items() if k in names and not (k == "method" and v in REMOVED_METHODS)}
     for key, value in known.items():  # each setting alone against the defaults, so every bad one is named
         try:
-            TrainConfig.from_dict({key: value, **({"template": known.get("template") or "{feedback}{prompt}"}
-                                                  if key == "hindsight" else {})})
+            TrainConfig.from_dict({key: value})
         except (ConfigError, TypeError) as exc:
             problems.append(str(exc.one_line() if isinstance(exc, ConfigError) else exc))
     if not problems:

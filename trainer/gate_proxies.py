@@ -42,6 +42,12 @@ def split_counts(values: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
     return list(torch.split(values, counts))
 
 
+def head_logits(model: Any, head: OutputHead, hidden: torch.Tensor, mode: str) -> torch.Tensor:
+    """Logits of `hidden` under `mode` (an adapter may target the output head too), in float32."""
+    with using(model, mode):
+        return head(hidden).float()
+
+
 @torch.no_grad()
 def failed_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batch_size: int) -> dict[str, Any]:
     """Per record: fix share (None when the teacher agrees with every attempt token), mean KL(T‖S), mean
@@ -62,7 +68,8 @@ def failed_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, ba
         ids = s.completion_ids[s.completion_mask]
         fix, kl, logp = [], [], []
         for lo in range(0, ids.shape[0], CHUNK):
-            tl, sl = head(t_h[lo:lo + CHUNK]).float(), head(s_h[lo:lo + CHUNK]).float()
+            tl = head_logits(model, head, t_h[lo:lo + CHUNK], "base")
+            sl = head_logits(model, head, s_h[lo:lo + CHUNK], mode)
             t_lp, s_lp = torch.log_softmax(tl, -1), torch.log_softmax(sl, -1)
             part = ids[lo:lo + CHUNK]
             t_arg, s_arg = tl.argmax(-1), sl.argmax(-1)
@@ -95,7 +102,7 @@ def logp_per_record(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, b
         with using(model, mode):
             h = completion_hidden(model, s)
         ids = s.completion_ids[s.completion_mask]
-        lps = torch.cat([token_logprobs(head(h[lo:lo + CHUNK]), ids[lo:lo + CHUNK])
+        lps = torch.cat([token_logprobs(head_logits(model, head, h[lo:lo + CHUNK], mode), ids[lo:lo + CHUNK])
                          for lo in range(0, max(1, ids.shape[0]), CHUNK)])
         out += [float(x.mean()) for x in split_counts(lps, s.completion_mask.sum(-1).tolist())]
     return out
@@ -137,8 +144,9 @@ def kl_from_base(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batc
             b_h = completion_hidden(model, s)
         with using(model, mode):
             a_h = completion_hidden(model, s)
-        kls = torch.cat([divergence(torch.log_softmax(head(a_h[lo:lo + CHUNK]).float(), -1),
-                                    torch.log_softmax(head(b_h[lo:lo + CHUNK]).float(), -1), alpha=0.0)
+        kls = torch.cat([divergence(torch.log_softmax(head_logits(model, head, a_h[lo:lo + CHUNK], mode), -1),
+                                    torch.log_softmax(head_logits(model, head, b_h[lo:lo + CHUNK], "base"), -1),
+                                    alpha=0.0)
                          for lo in range(0, max(1, a_h.shape[0]), CHUNK)])
         out += [float(x.mean()) for x in split_counts(kls, s.completion_mask.sum(-1).tolist())]
     return out

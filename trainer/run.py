@@ -131,9 +131,11 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
             trained = time.perf_counter()
             heldout = examples_from_store(store, split="heldout")
             gate = evaluate_gate(model, work, heldout, human_texts=human_code(config.repo_root, tcfg),
+                                 repo_root=config.repo_root,
                                  thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                                  baseline_adapter=registry.current_path(), device=device)
             version = registry.add(work, {"gate": gate.to_dict(), "parent_version": parent})
+            registry.update_meta(version, {"gate_summary": gate.summary(version)})
             store.ack(claim.token)
     except BaseException as exc:
         store.release(claim.token)
@@ -147,7 +149,7 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     shutil.rmtree(work, ignore_errors=True)
     if gate.passed:
         registry.promote(version)
-    why = None if gate.passed else "gate refused: " + "; ".join(gate.reasons)
+    why = None if gate.passed else f"gate {gate.verdict}: " + "; ".join(gate.reasons)
     trained_on = result.examples - result.skipped
     probe = (result.metrics.get("probe") or {}).get("line")
     write_last(store, LastTraining(utc_now(), "promoted" if gate.passed else "refused", why, version, trained_on,
@@ -168,7 +170,8 @@ def publish_adapter(store: Store, registry: AdapterRegistry) -> AdapterStatus:
         gate = registry.meta(current).get("gate") or {}
         figures = tuple(GateFigure(str(r["metric"]), float(r["before"]), float(r["after"]), bool(r["ok"]))
                         for r in gate.get("rows") or ())
-        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures)
+        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures,
+                               registry.meta(current).get("gate_summary"))
     write_adapter(store, status)
     return status
 

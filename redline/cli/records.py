@@ -81,7 +81,8 @@ def _print_training(training: TrainingStatus) -> None:
     if adapter.version is None:
         console.print("current adapter: none (base model)")
     else:
-        console.print(f"current adapter: {adapter.version}" + (f"  {adapter.figures()}" if adapter.gate else ""))
+        console.print(f"current adapter: {adapter.version}" + (f"  {adapter.summary}" if adapter.summary else
+                                                                (f"  {adapter.figures()}" if adapter.gate else "")))
     if daemon is not None:
         console.print(f"daemon:          {daemon.state}" + (f" ({daemon.detail})" if daemon.detail else "")
                       + (f", next training {daemon.next_training}" if daemon.next_training else ""))

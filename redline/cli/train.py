@@ -73,6 +73,7 @@ def _print_report(report: Any) -> None:
         click.echo(f"hindsight teacher: failed attempts {hs['student_logp']:.3f} → {hs['teacher_logp']:.3f} "
                    f"nats/token under feedback (divergence {hs['divergence']:.4f})")
     click.echo(report.gate.table())
+    click.echo(report.gate.summary(report.version))
     if report.promoted:
         click.echo(f"adapter {report.version} trained on {report.trained} records and promoted")
     else:
@@ -108,6 +109,7 @@ def eval_(version: str | None, model: str | None, as_json: bool) -> None:
     parent = registry.meta(version).get("parent_version")
     baseline = registry.path(parent) if parent in registry.versions() else None
     report = evaluate_gate(model_for(config, model), path, heldout, human_texts=human_code(config.repo_root, tcfg),
+                           repo_root=config.repo_root,
                            thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                            baseline_adapter=baseline)
     if as_json:

@@ -82,9 +82,10 @@ def test_validate_train_settings_lists_every_problem_for_doctor() -> None:
     assert any("`batch_sise`" in p and "did you mean `batch_size`" in p for p in problems)
     assert any("`grad_accum` was removed" in p for p in problems)
     assert any("`lr` = 0" in p for p in problems) and any("`alpha` = 3" in p for p in problems)
-    assert validate_train_settings({"hindsight": "template"}) == [
-        "trainer setting `template` = None is invalid: expected a format string when hindsight='template' "
-        "— see docs/trainer.md"]
+    assert validate_train_settings({"hindsight": "template"}) == []  # the model's own template, else SDPO's
+    assert validate_train_settings({"hindsight": "poem"}) == [
+        "trainer setting `hindsight` = 'poem' is invalid: expected one of ['auto', 'chat', 'chat-turn', 'fim', "
+        "'template'] — see docs/trainer.md"]
 
 
 def test_doctor_reports_a_typo_in_the_train_table(tmp_path) -> None:
