@@ -99,6 +99,27 @@ def test_install_dry_run_prints_the_files_and_changes_nothing(tmp_path: Path, mo
     assert "<plist" in out and "dev.redline.daemon" in out
 
 
+def test_dry_run_without_a_service_manager_prints_what_the_default_kind_installs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #28: `install --dry-run` on a machine with no systemd user session and no cron failed with 'no service
+    manager found' instead of showing what it would install; a real install still fails with that one line. The
+    dry run's lines come out whole (the console used to wrap them at 80 columns, cutting a unit's long lines)."""
+    from redline.daemon import service
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(service.sys, "platform", "linux")
+    monkeypatch.setattr(service.shutil, "which", lambda name: None)  # no systemctl, no crontab
+    dry = CliRunner().invoke(cli, ["daemon", "install", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines()[0] == ("# no service manager found (systemd user session, launchd or cron): this is "
+                                          "what `--kind systemd` would install")
+    assert "[Service]" in dry.output and "systemctl --user enable --now" in dry.output
+    assert not (tmp_path / ".config").exists()
+    real = CliRunner().invoke(cli, ["daemon", "install"])
+    assert real.exit_code != 0 and "no service manager found" in str(real.exception)
+    assert not (tmp_path / ".config").exists()
+
+
 def test_doctor_says_whether_the_daemon_runs_and_this_repo_is_registered(tmp_path: Path, redline_home: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_repo(tmp_path / "r")
