@@ -19,7 +19,8 @@ from redline.config import load_config
 from redline.queue import Store, open_store
 
 SERVER = [sys.executable, "-c", "from redline.cli import main; main(['lsp', '--log-level', 'warning'])"]
-CLIENTS = ["visual-studio-code", "neovim"]
+#: each session test runs once per client's capabilities; the fast lane keeps VS Code's (the slow lane adds Neovim's)
+CLIENTS = ["visual-studio-code", pytest.param("neovim", marks=pytest.mark.slow)]
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from transformers import AutoTokenizer
 from tests.serve.conftest import REDLINE, Server, World, start, stop
 from tests.serve.test_endpoints import CASES, client_text, rendered
 
+pytestmark = pytest.mark.slow
+
 
 def proxy_for(upstream: str, world: World) -> tuple[subprocess.Popen[bytes], str]:
     proc = start(["proxy", "--upstream", upstream, "--port", "0"], world, ready="redline proxy:")

@@ -73,6 +73,7 @@ def test_gate_promotes_an_adapter_that_learnt_from_feedback(world, tmp_path: Pat
     assert any("perplexity guard skipped" in n for n in report.notes)  # said, not silently skipped
 
 
+@pytest.mark.slow
 def test_lr_zero_is_refused_and_a_tiny_lr_changes_nothing_beyond_noise(world, tmp_path: Path) -> None:
     from redline.errors import ConfigError
 
@@ -86,6 +87,7 @@ def test_lr_zero_is_refused_and_a_tiny_lr_changes_nothing_beyond_noise(world, tm
     assert any(r.startswith(f"{FIXES} did not rise beyond noise") for r in report.reasons), report.reasons
 
 
+@pytest.mark.slow
 def test_random_weights_are_refused_with_the_reason(tiny_model: Path, tmp_path: Path) -> None:
     msg = "test failed: add(1, 2) returned 4, expected 3; use a + b"
     gens = [raw_generation(i) for i in range(8)]

@@ -104,6 +104,7 @@ def test_off_policy_records_get_clipped_importance_weights(tiny_tokenizer) -> No
     assert _off_policy_weights([pair], logp, mask, cfg, parent_version="v0001") is None
 
 
+@pytest.mark.slow
 def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -138,6 +139,7 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
     assert len(greedy) == 2 and greedy[0] == greedy[1] == generate(model, tok, "def f(a):\n", max_new_tokens=4)[0]
 
 
+@pytest.mark.slow
 def test_self_distillation_also_scores_the_teachers_greedy_rewrite(tiny_model: Path, tmp_path: Path) -> None:
     from redline.trainer.revisions import rewrite_pairs
 
@@ -212,6 +214,7 @@ def test_records_without_feedback_are_refused(tiny_model: Path, tmp_path: Path) 
                       progress=False)
 
 
+@pytest.mark.slow
 def test_baselines(tiny_model: Path, tmp_path: Path) -> None:
     exs = examples(4)
     g = exs[0].generation
@@ -231,6 +234,7 @@ def test_baselines(tiny_model: Path, tmp_path: Path) -> None:
     assert len(seen) == 4 and r.pairs == 2
 
 
+@pytest.mark.slow
 def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                            ) -> None:
     from redline.trainer import loop
@@ -270,6 +274,7 @@ def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) 
         load_base(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_ema_teacher_trains_saves_only_the_student_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
     from redline.trainer.loop import EmaTeacher
 
