@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,9 @@ from redline.config import load_config
 from redline.daemon import registry
 from redline.daemon.main import AlreadyRunning, Daemon, running_pid, single_instance
 from redline.queue import open_store
+from tests.conftest import wait_for
 from tests.core.helpers import make_feedback, make_generation
 from tests.daemon.conftest import make_repo
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def test_a_second_daemon_exits_naming_the_first_pid(redline_home: Path) -> None:
@@ -61,7 +53,9 @@ def test_inbox_bundles_are_imported_and_a_corrupt_one_goes_to_failed(redline_hom
         good.replace(inbox / "good.jsonl")
         (tmp_path / "bad.jsonl").write_text('{"generation": {"completion": 1}}\n')
         (tmp_path / "bad.jsonl").replace(inbox / "bad.jsonl")
-        wait_for(lambda: (inbox / "done" / "good.jsonl").exists() and (inbox / "failed" / "bad.jsonl").exists())
+        wait_for("the inbox watcher to take both bundles", lambda: (inbox / "done" / "good.jsonl").exists()
+                 and (inbox / "failed" / "bad.jsonl").exists(), alive={}, progress=lambda: sorted(os.listdir(inbox)),
+                 poll_s=0.05)
         reason = (inbox / "failed" / "bad.jsonl.error.txt").read_text()
         assert "bad.jsonl" in reason and "line 1" in reason
         store = open_store(config)
