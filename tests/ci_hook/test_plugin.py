@@ -174,6 +174,7 @@ def test_odd():
     result.stdout.fnmatch_lines(["redline: 1 failures recorded against 0 generations (1 unattributed)"])
 
 
+@pytest.mark.slow
 def test_xdist_workers_annotate_and_the_controller_writes(project: pytest.Pytester) -> None:
     gen = _record_span(project.path, "gen.py", 0, 5)
     result = project.runpytest_subprocess(*LEAN, "-n", "2", "--redline")

@@ -88,6 +88,7 @@ def test_validate_train_settings_lists_every_problem_for_doctor() -> None:
         "'template'] — see docs/trainer.md"]
 
 
+@pytest.mark.slow
 def test_doctor_reports_a_typo_in_the_train_table(tmp_path) -> None:
     import subprocess
     import sys

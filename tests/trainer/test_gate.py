@@ -98,6 +98,7 @@ def test_a_tiny_learning_rate_changes_no_answer_and_is_not_promoted(world, tmp_p
     assert any(r.startswith(f"{FIXED} did not rise beyond noise") for r in report.reasons), report.reasons
 
 
+@pytest.mark.slow
 def test_random_weights_are_refused_with_the_reason(tiny_model: Path, tmp_path: Path) -> None:
     msg = "test failed: add(1, 2) returned 4, expected 3; use a + b"
     gens = [raw_generation(i) for i in range(8)]
@@ -168,6 +169,7 @@ def test_records_with_nothing_to_rerun_fall_back_and_say_so(world, learnt: Path)
     assert any("teacher's correction" in how or "criterion" in how for how in report.judged_by), report.judged_by
 
 
+@pytest.mark.slow
 def test_too_few_judged_records_is_not_judged_and_keeps_the_current_adapter(world, tmp_path: Path) -> None:
     model, train_set, heldout = world
     out = tmp_path / "few"

@@ -59,6 +59,7 @@ def unlearnable(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatc
     return root
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_use_the_feedback_trains_nothing_and_says_what_would_work(unlearnable: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--max-steps", "2"])
     assert result.exit_code == 0, result.output + repr(result.exception)

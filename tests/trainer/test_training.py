@@ -108,6 +108,7 @@ def test_off_policy_records_get_clipped_importance_weights(tiny_tokenizer) -> No
     assert off_policy_weights([pair], logp, mask, cfg, parent_version="v0001") is None
 
 
+@pytest.mark.slow
 def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -142,6 +143,7 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
     assert len(greedy) == 2 and greedy[0] == greedy[1] == generate(model, tok, "def f(a):\n", max_new_tokens=4)[0]
 
 
+@pytest.mark.slow
 def test_self_distillation_also_scores_the_teachers_greedy_rewrite(tiny_model: Path, tmp_path: Path) -> None:
     from redline.trainer.revisions import rewrite_pairs
 
@@ -226,6 +228,7 @@ def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) 
         load_base(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_sft_revision_baseline(tiny_model: Path, tmp_path: Path) -> None:
     exs = examples(4)
     g = exs[0].generation
