@@ -38,7 +38,8 @@ def record(
     (what an editor holds), other files are read from the repo, and a caller writing many batches in one run
     passes its `attributor` so each file is placed once. Feedback no generation covers is kept, unattributed.
     `attributed=True` says the caller has attributed `feedback` by a rule of its own (the pytest plugin walks a
-    failure's frames), so it is taken as given.
+    failure's frames), so it is taken as given. Spans the engine found for served completions (placed by their
+    prompt's context: `redline.served_code`) are recorded in the same batch.
 
     `spool` says when the batch goes to the spool instead: "if busy" once the store's busy timeout has passed;
     "now" without trying the queue (the caller found it locked a moment ago); "never" raises `QueueBusy` (a
@@ -48,7 +49,11 @@ def record(
     generations = list(generations)
     spans = [*spans, *(s for g in generations for s in _fill_in(config, g))]
     if not attributed:
-        feedback = _attribute(attributor or Attributor(store, config.repo_root, dict(file_texts or {})), feedback)
+        attributor = attributor or Attributor(store, config.repo_root, dict(file_texts or {}))
+        feedback = _attribute(attributor, feedback)
+    if attributor is not None:  # served completions the engine found in files: tracked from now on
+        spans += attributor.new_spans
+        attributor.new_spans = []
     batch = store.prepare(generations, feedback, spans)
     busy = None
     if spool != "now":
