@@ -1,7 +1,8 @@
 """Fixtures for the team tests: a real PostgreSQL server (`tests/team/pgserver.py`) and repositories that use it.
 
-Without PostgreSQL's binaries or psycopg these tests skip saying why on a developer's machine; under CI (`CI` or
-`REDLINE_CI` set, as `.ci/run` does) they fail instead, so a CI that lost its server cannot pass by skipping.
+Without PostgreSQL's binaries or psycopg these tests skip saying why on a developer's machine; under CI
+(`REDLINE_CI=1`, as `.ci/run` sets) they fail instead (`tests.conftest.skip_or_fail`), so a CI that lost its server
+cannot pass by skipping.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.team.pgserver import PgServer, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def in_ci() -> bool:
-    return bool(os.environ.get("CI") or os.environ.get("REDLINE_CI"))
 
 
 def _server() -> PgServer:
@@ -32,9 +30,7 @@ def _server() -> PgServer:
             return start_server()
         except (RuntimeError, OSError, KeyError) as exc:  # KeyError: no unprivileged user to run it as
             reason = f"cannot start a PostgreSQL server: {str(exc).strip()[:300]}"
-    if in_ci():
-        pytest.fail(f"the team tests need PostgreSQL under CI: {reason}")
-    pytest.skip(reason)
+    skip_or_fail(f"the team tests need a PostgreSQL server: {reason}")
 
 
 @pytest.fixture(scope="session")
