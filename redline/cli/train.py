@@ -65,6 +65,8 @@ def _dry_run(model_ref: str, examples: list[Any], tcfg: Any) -> None:
 
 
 def _print_report(report: Any) -> None:
+    if report.follower:  # another rank of a launched run: rank 0 prints the run's report
+        return
     if report.version is None:
         click.echo(report.reason)
         return
