@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,8 @@ class AdapterStore(AdapterRegistry):
 
     # -- writing -----------------------------------------------------------------------------------------------
 
-    def add(self, tmp_dir: Path, meta: dict[str, Any] | None = None) -> str:
+    def add(self, tmp_dir: Path, meta: dict[str, Any] | None = None, *,
+            named: Callable[[str], dict[str, Any]] | None = None) -> str:
         """Publish a trained adapter as this repository's next version: staged under a hidden name, then renamed
         into place in one step. Refuses a name that another repository already publishes under."""
         tmp_dir = Path(tmp_dir)
@@ -108,6 +110,7 @@ class AdapterStore(AdapterRegistry):
         merged = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
         merged.update(meta or {})
         for _ in range(100):  # another publisher took this number meanwhile: the next one
+            merged.update(named(version) if named is not None else {})
             merged.update(version=version, registered_at=utc_now(), repo_id=self.repo_id,
                           served_name=f"{self.name}@{version}")
             _write_shared(info, json.dumps(merged, indent=2, sort_keys=True, default=str) + "\n")

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,11 @@ class AdapterRegistry:
 
     # -- writing -----------------------------------------------------------------------------------------------
 
-    def add(self, tmp_dir: Path, meta: dict[str, Any] | None = None) -> str:
-        """Copy a trained adapter directory in as the next version; `meta` is merged into its redline.json."""
+    def add(self, tmp_dir: Path, meta: dict[str, Any] | None = None, *,
+            named: Callable[[str], dict[str, Any]] | None = None) -> str:
+        """Copy a trained adapter directory in as the next version; `meta` is merged into its redline.json, and
+        `named(version)` too: what names the version it lands as (the gate's one line), written in the same
+        step, since a published version cannot be changed afterwards (`redline.adapter_store`)."""
         tmp_dir = Path(tmp_dir)
         if not (tmp_dir / "adapter_config.json").is_file() or not _has_weights(tmp_dir):
             raise NotFound(f"{tmp_dir} holds no PEFT adapter", fix="train one first", path=tmp_dir)
@@ -91,6 +95,7 @@ class AdapterRegistry:
         existing = staging / "redline.json"
         merged = json.loads(existing.read_text(encoding="utf-8")) if existing.is_file() else {}
         merged.update(meta or {})
+        merged.update(named(version) if named is not None else {})
         merged.update(version=version, registered_at=utc_now())
         write_json(existing, merged)
         for f in staging.rglob("*"):

@@ -155,8 +155,8 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                                  repo_root=config.repo_root,
                                  thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                                  baseline_adapter=registry.current_path(), device=device)
-            version = registry.add(work, {"gate": gate.to_dict(), "parent_version": parent})
-            registry.update_meta(version, {"gate_summary": gate.summary(version)})
+            version = registry.add(work, {"gate": gate.to_dict(), "parent_version": parent},
+                                   named=lambda v: {"gate_summary": gate.summary(v)})
             store.ack(claim.token)
     except BaseException as exc:
         store.release(claim.token)

@@ -66,6 +66,20 @@ def test_a_published_name_is_never_overwritten(tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "store" / "app@v0001" / "adapter_model.safetensors").read_bytes() == before
 
 
+def test_what_names_the_version_is_written_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the run wrote the gate's one line (`v0002 fixes …`) after publishing, which the immutable store
+    refuses, so every worker's training failed after its gate. `named` is written in the publish itself, for the
+    version the adapter lands as, also when another publisher took the first number meanwhile."""
+    store = AdapterStore(tmp_path / "store", REPO)
+    store.add(_adapter(tmp_path / "a1"))
+    monkeypatch.setattr(AdapterStore, "_next_version", lambda self: "v0001")
+    version = store.add(_adapter(tmp_path / "a2", 1), {"gate": {}}, named=lambda v: {"gate_summary": f"{v} fixes"})
+    assert version == "v0002" and store.meta("v0002")["gate_summary"] == "v0002 fixes"
+    local = AdapterRegistry(tmp_path / "local")
+    assert local.meta(local.add(_adapter(tmp_path / "a3"), named=lambda v: {"gate_summary": v}))["gate_summary"] \
+        == "v0001"
+
+
 def test_two_repositories_under_one_name_are_refused(tmp_path: Path) -> None:
     AdapterStore(tmp_path / "store", REPO).add(_adapter(tmp_path / "a1"))
     stranger = AdapterStore(tmp_path / "store", "github.com/other/app")

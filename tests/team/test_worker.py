@@ -138,7 +138,8 @@ def test_worker_trains_publishes_and_reports_in_the_team_queue(tmp_path: Path, p
                          timeout=1500)
     assert run.returncode == 0 and "trained" in run.stdout, run.stdout + run.stderr[-3000:]
     published = AdapterStore(tmp_path / "store", "github.com/acme/app")
-    assert published.current() == "v0001" and (tmp_path / "store" / "app@v0001" / "adapter_config.json").is_file()
+    assert published.current() == "v0001", run.stdout + run.stderr[-3000:]
+    assert (tmp_path / "store" / "app@v0001" / "adapter_config.json").is_file()
     assert published.meta("v0001")["gate"]["passed"] is True
     status = read_status(store)
     assert status.last is not None and status.last.result == "promoted" and status.adapter.version == "v0001"
