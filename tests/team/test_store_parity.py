@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from redline.config import load_config
 from redline.errors import RecordError
+from redline.ledger import record
 from redline.queue import SQLiteStore, Store
-from redline.records import Range, Span
+from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range, Span
 from redline.scrub import scrub
 from tests.core.helpers import make_feedback, make_generation
 
@@ -183,3 +185,29 @@ def test_prune_and_scrubbing(open_queue, backend: str) -> None:  # type: ignore[
         for secret in ("AKIAIOSFODNN7EXAMPLE", "hunter2hunter2", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"):
             assert secret not in raw
         assert '"written_by"' in raw  # each record says who wrote it
+
+
+def test_findings_on_served_code_reach_its_generation_on_both(open_queue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Served-code attribution (`redline.served_code`, from main) asks the store for the recent served completions
+    of a file (`recent_completions`, `get_generation`, `spans_for_path`): on either backend a finding on the lines
+    `redline serve` wrote reaches that generation and the span found is recorded; one on the human's line does
+    not."""
+    store = open_queue()
+    root = tmp_path / "repo"
+    (root / "src").mkdir(parents=True)
+    (root / "redline.toml").write_text('repo_id = "test/repo"\n', encoding="utf-8")
+    config = load_config(root)
+    prefix, body = "import json\n\n\ndef load(path):\n    ", "with open(path) as f:\n        return json.load(f)\n"
+    served = Generation(prompt_format="raw", prompt=Prompt(text=prefix), completion=body, model=ModelRef("m"),
+                        origin="server", insertion=Insertion(path="src/a.py"), meta={"path": "src/a.py"})
+    record(store, config, generations=[served])
+    (root / "src" / "a.py").write_text(prefix + body + "\n\ndef other(x):\n    return x == None\n", encoding="utf-8")
+    on_model = Feedback(kind="diagnostic", source="ruff", message="F821 undefined name", path="src/a.py",
+                        range=Range(5, 6))
+    on_human = Feedback(kind="diagnostic", source="ruff", message="E711 comparison to None", path="src/a.py",
+                        range=Range(9, 10))
+    record(store, config, feedback=[on_model, on_human])
+    assert {f.message: f.generation_id for f in store.feedback()} == {on_model.message: served.id,
+                                                                      on_human.message: None}
+    assert [(s.generation_id, s.range.start_line, s.range.end_line) for s in store.spans_for_path("src/a.py")] \
+        == [(served.id, 4, 6)]
