@@ -106,7 +106,8 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                 report = RunReport(None, False, nothing, timings={"total": time.perf_counter() - started})
                 write_last(store, LastTraining(utc_now(), "nothing", report.reason))
                 return report
-            examples, held_out_now = top_up_heldout(store, examples, GateThresholds().min_records)
+            examples, held_out_now = top_up_heldout(store, examples, GateThresholds().min_records,
+                                                    claimed=claim.generation_ids)
             registry = AdapterRegistry(config.adapters_dir)
             parent = registry.current()
             tcfg = train_config if train_config.checkpoint_every else TrainConfig.from_dict(

@@ -37,10 +37,12 @@ def test_a_young_queue_holds_out_its_newest_mistakes_for_the_gate_and_trains_on_
             for i in range(20)] + [raw_generation(50, split="heldout"), raw_generation(51, split="heldout")]
     store.add(gens, [fb for g in gens for fb in failing(g)])
     examples = examples_from_store(store, split="train")
-    left, moved = top_up_heldout(store, examples, need=8)
-    assert moved == 5  # needs 6 more, but never more than a quarter of the run's 20 mistakes
+    claim = [g.id for g in gens[:20]]
+    left, moved = top_up_heldout(store, examples, need=8, claimed=claim)
+    assert moved == 5  # needs 6 more, but never more than a quarter of the claim's 20 mistakes
     assert {ex.generation.id for ex in left} == {g.id for g in gens[:15]}  # the 5 newest moved
     held = examples_from_store(store, split="heldout")
     assert len(held) == 7 and all(ex.generation.split == "heldout" for ex in held)
-    assert top_up_heldout(store, left, need=7) == (left, 0)  # enough now: nothing more moves
+    again = examples_from_store(store, split="train", ids=claim)
+    assert top_up_heldout(store, again, need=8, claimed=claim) == (again, 0)  # a resumed run moves nothing more
     store.close()
