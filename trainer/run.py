@@ -30,7 +30,8 @@ from redline.trainer.config import TrainConfig
 from redline.trainer.data import examples_from_store, top_up_heldout
 from redline.trainer.errors import NothingToLearn
 from redline.trainer.feedback_text import is_accepted
-from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
+from redline.trainer.gate import GateReport, GateThresholds, evaluate_gate
+from redline.trainer.human_code import default_human_texts
 from redline.trainer.loop import StepCallback, train
 from redline.trainer.probe import ProbeReport
 
