@@ -24,20 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from redline.adapter_store import registry_for
-from redline.adapters import AdapterRegistry
 from redline.config import Config
 from redline.errors import ConfigError, RedlineError
 from redline.evidence import Judge
 from redline.queue import Store
 from redline.queue.claims import LEASE_S, Heartbeat
 from redline.records import utc_now
-from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
+from redline.status import LastTraining, publish_adapter, write_last
 from redline.trainer import distributed
 from redline.trainer.config import TrainConfig
-from redline.trainer.data import examples_from_store
+from redline.trainer.data import examples_from_store, top_up_heldout
 from redline.trainer.errors import NothingToLearn
 from redline.trainer.feedback_text import is_accepted
-from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
+from redline.trainer.gate import GateReport, GateThresholds, evaluate_gate
+from redline.trainer.human_code import default_human_texts
 from redline.trainer.loop import StepCallback, train
 from redline.trainer.probe import ProbeReport
 
@@ -68,6 +68,8 @@ class RunReport:
     probe: str | None = None
     #: a rank other than 0 of a launched run: it trained its share of rank 0's run and wrote nothing
     follower: bool = False
+    #: the newest records with a red line moved to the held-out split so the gate has enough to decide by
+    held_out_now: int = 0
 
 
 def model_for(config: Config, override: str | None = None) -> str:
@@ -121,6 +123,8 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                 report = RunReport(None, False, nothing, timings={"total": time.perf_counter() - started})
                 write_last(store, LastTraining(utc_now(), "nothing", report.reason))
                 return report
+            examples, held_out_now = top_up_heldout(store, examples, GateThresholds().min_records,
+                                                    claimed=claim.generation_ids)
             registry = registry_for(config)
             parent = registry.current()
             tcfg = train_config if train_config.checkpoint_every else TrainConfig.from_dict(
@@ -179,7 +183,8 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     done = time.perf_counter()
     return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), trained_on, result.pairs, len(heldout),
                      dict(result.metrics.get("hindsight") or {}),
-                     {"train": trained - started, "gate": done - trained, "total": done - started}, probe=probe)
+                     {"train": trained - started, "gate": done - trained, "total": done - started}, probe=probe,
+                     held_out_now=held_out_now)
 
 
 def follow_training(config: Config, group: distributed.Group, *, model: str, device: str | None = None) -> RunReport:
@@ -199,21 +204,6 @@ def follow_training(config: Config, group: distributed.Group, *, model: str, dev
         distributed.done(group)
     return RunReport(None, False, f"rank {group.rank} of {group.world}: trained its share", records=len(examples),
                      trained=result.examples - result.skipped, pairs=result.pairs, follower=True)
-
-
-def publish_adapter(store: Store, registry: AdapterRegistry) -> AdapterStatus:
-    """Record the adapter being served (and its gate figures) in the training status that everyone reads."""
-    current = registry.current()
-    if current is None:
-        status = AdapterStatus()
-    else:
-        gate = registry.meta(current).get("gate") or {}
-        figures = tuple(GateFigure(str(r["metric"]), float(r["before"]), float(r["after"]), bool(r["ok"]))
-                        for r in gate.get("rows") or ())
-        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures,
-                               registry.meta(current).get("gate_summary"))
-    write_adapter(store, status)
-    return status
 
 
 @contextmanager

@@ -354,6 +354,15 @@ class PostgresStore:
             spans: Iterable[Span] = ()) -> AddResult:
         return self.write(self.prepare(generations, feedback, spans))
 
+    def hold_out(self, generation_ids: Iterable[str]) -> int:
+        """Move generations to the held-out split (the gate's), for good; returns how many moved."""
+        ids = list(generation_ids)
+        if not ids:
+            return 0
+        return self._run(lambda conn: conn.execute(
+            "UPDATE generations SET split = 'heldout', body = jsonb_set(body::jsonb, '{split}', '\"heldout\"')::text"
+            " WHERE id = ANY(%s) AND split IS DISTINCT FROM 'heldout'", (ids,)).rowcount, single=True)
+
     def attribute(self, feedback_id: str, generation_id: str) -> bool:
         """Attach unattributed feedback to a generation; a copy that becomes a duplicate is dropped."""
         def work(conn: psycopg.Connection[Any]) -> bool:

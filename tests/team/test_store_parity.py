@@ -163,6 +163,22 @@ def test_every_read_answers_the_same_on_both(tmp_path: Path, pg_url: str) -> Non
     assert postgres == sqlite, (postgres, sqlite)
 
 
+def test_hold_out_moves_generations_to_the_gates_split_once(open_queue) -> None:  # type: ignore[no-untyped-def]
+    """`hold_out` (main's held-out top-up, `trainer.data.top_up_heldout`): the split changes in the column the
+    queries filter on and in the record itself, and a second call moves nothing."""
+    store = open_queue()
+    gens = [make_generation(i) for i in range(3)]
+    for g in gens:
+        g.split = "train"
+    store.add(gens, [make_feedback(g.id, i) for i, g in enumerate(gens)])
+    assert store.hold_out([gens[0].id, gens[1].id, "missing"]) == 2
+    assert store.hold_out([gens[0].id]) == 0 and store.hold_out([]) == 0
+    assert sorted(g.id for g in store.generations(split="heldout")) == sorted([gens[0].id, gens[1].id])
+    assert [g.id for g in store.generations(split="train")] == [gens[2].id]
+    assert store.get_generation(gens[0].id).split == "heldout"
+    assert store.get_generation(gens[0].id).completion == gens[0].completion
+
+
 def test_prune_and_scrubbing(open_queue, backend: str) -> None:  # type: ignore[no-untyped-def]
     store = open_queue(scrubbed=True)
     old = make_generation(1)
