@@ -82,6 +82,7 @@ class Writer:
         from redline import ledger
 
         added = ledger.record(self.store, self.config, feedback=feedback, attributed=True,
+                              attributor=self.builder.attributor,
                               spool="if busy" if self.spool_note is None else "now")
         if added.spool_file is not None:
             self.spooled += len(feedback)

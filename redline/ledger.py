@@ -14,6 +14,7 @@ from typing import Literal
 
 from redline.attribution import Attributor
 from redline.config import Config
+from redline.demonstrations import apply_fix, fix_edits
 from redline.errors import QueueBusy
 from redline.queue.protocol import AddResult, Store
 from redline.records import Feedback, Generation, Span, sha256_text
@@ -38,7 +39,8 @@ def record(
     (what an editor holds), other files are read from the repo, and a caller writing many batches in one run
     passes its `attributor` so each file is placed once. Feedback no generation covers is kept, unattributed.
     `attributed=True` says the caller has attributed `feedback` by a rule of its own (the pytest plugin walks a
-    failure's frames), so it is taken as given.
+    failure's frames), so it is taken as given. Spans the engine found for served completions (placed by their
+    prompt's context: `redline.served_code`) are recorded in the same batch.
 
     `spool` says when the batch goes to the spool instead: "if busy" once the store's busy timeout has passed;
     "now" without trying the queue (the caller found it locked a moment ago); "never" raises `QueueBusy` (a
@@ -48,7 +50,11 @@ def record(
     generations = list(generations)
     spans = [*spans, *(s for g in generations for s in _fill_in(config, g))]
     if not attributed:
-        feedback = _attribute(attributor or Attributor(store, config.repo_root, dict(file_texts or {})), feedback)
+        attributor = attributor or Attributor(store, config.repo_root, dict(file_texts or {}))
+        feedback = _attribute(attributor, feedback)
+    if attributor is not None:  # served completions the engine found in files: tracked from now on
+        spans += attributor.new_spans
+        attributor.new_spans = []
     batch = store.prepare(generations, feedback, spans)
     busy = None
     if spool != "now":
@@ -89,6 +95,10 @@ def _attribute(engine: Attributor, feedback: Iterable[Feedback]) -> list[Feedbac
             matches = engine.attribute(fb.path, fb.range.start_line, fb.range.last_line)
             if matches:
                 best = matches[0]
-                fb = fb.attributed_to(best.generation_id, span_line=best.span_line, attribution=best.confidence)
+                extra = {}
+                if best.confidence == "exact" and (fixed := apply_fix(best.span, fix_edits(fb.meta.get("fix")))):
+                    extra["demonstration"] = {"source": f"{fb.source}'s own fix", "text": fixed}
+                fb = fb.attributed_to(best.generation_id, span_line=best.span_line, attribution=best.confidence,
+                                      **extra)
         ready.append(fb)
     return ready

@@ -33,13 +33,15 @@ class Judged:
 
 
 def budget_of(example: TrainingExample, cap: int = DEFAULT_BUDGET) -> int:
-    """The recorded attempt's token budget (`max_tokens` / `max_new_tokens`), else `cap`."""
-    sampling = example.generation.sampling or {}
+    """The recorded attempt's token budget (`max_tokens` / `max_new_tokens`); when none was recorded, twice the
+    attempt's length (a fix is rarely longer), within `cap`."""
+    g = example.generation
     for key in ("max_tokens", "max_new_tokens"):
-        value = sampling.get(key)
+        value = (g.sampling or {}).get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return min(value, cap)
-    return cap
+    tokens = len(g.token_ids) if g.token_ids else len(g.completion) // 3 + 8
+    return min(cap, max(32, 2 * tokens))
 
 
 def cut_at_stops(text: str, stops: Sequence[str]) -> str:

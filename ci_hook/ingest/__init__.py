@@ -13,6 +13,7 @@ from pathlib import Path
 
 from redline.ci_hook.ingest.common import IngestOptions
 from redline.ci_hook.ingest.detect import FORMATS, detect
+from redline.ci_hook.recheck import attach
 from redline.config import Config
 from redline.errors import RecordError, RedlineError
 from redline.queue.protocol import Store
@@ -80,6 +81,7 @@ def ingest_files(store: Store, config: Config, paths: Sequence[Path], *, fmt: st
         try:
             result.format = fmt or detect(path)
             feedback = parse_report(path, config.repo_root, result.format, summary.opts)
+            attach(feedback, fmt=result.format, recheck=summary.opts.recheck)
             if hints:
                 add_commit_hints(config.repo_root, feedback)
             result.parsed = len(feedback)

@@ -9,8 +9,10 @@ import click
 from rich.markup import escape
 from rich.table import Column, Table
 
+from redline.adapters import AdapterRegistry
 from redline.cli.common import console, context
 from redline.errors import NotFound
+from redline.online import SUGGESTED, check_served
 from redline.queue import Store
 from redline.records import Feedback, Generation, Range
 from redline.status import TrainingStatus, read_status
@@ -25,6 +27,7 @@ def status(as_json: bool) -> None:
     config, store = context()
     counts = store.counts()
     server = find_server(config)
+    online = check_served(store, AdapterRegistry(config.adapters_dir))
     info = {
         "repo_id": config.repo_id,
         "queue": str(config.db_path),
@@ -33,6 +36,7 @@ def status(as_json: bool) -> None:
         "acceptance": store.acceptance(SUGGESTED),
         "serve": None if server is None else {"url": server.base_url, "pid": server.pid,
                                               "failed_adapters": server.failed or {}},
+        "online": online.line() if online else None,
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -61,10 +65,8 @@ def status(as_json: bool) -> None:
             console.print(f"[red]adapter {escape(version)} failed to load in redline serve[/]: {escape(why)}",
                           soft_wrap=True)
     _print_acceptance(info["acceptance"])
-
-
-#: origins of completions a user was offered (served by `redline serve`/`proxy`, or captured from an editor plugin)
-SUGGESTED = ("server", "editor")
+    if online is not None:
+        console.print(online.line())
 
 
 def _print_acceptance(rows: list[dict[str, Any]]) -> None:
@@ -87,10 +89,15 @@ def _print_training(training: TrainingStatus) -> None:
         what = last.result + (f" {last.version}" if last.version else "") + (f" ({last.reason})" if last.reason
                                                                              else "")
         console.print(f"last training:   {last.at}  {what}")
+        if last.probe:
+            console.print(f"                 {last.probe}")
     if adapter.version is None:
         console.print("current adapter: none (base model)")
     else:
-        console.print(f"current adapter: {adapter.version}" + (f"  {adapter.figures()}" if adapter.gate else ""))
+        console.print(f"current adapter: {adapter.version}" + (f"  {adapter.summary}" if adapter.summary else
+                                                                (f"  {adapter.figures()}" if adapter.gate else "")))
+    if adapter.note:
+        console.print(f"                 {adapter.note}")
     if daemon is not None:
         console.print(f"daemon:          {daemon.state}" + (f" ({daemon.detail})" if daemon.detail else "")
                       + (f", next training {daemon.next_training}" if daemon.next_training else ""))

@@ -15,6 +15,8 @@ from redline.serve.engine import Engine
 from redline.serve.shapes import parse_request
 from tests.serve.conftest import World, _adapter
 
+pytestmark = pytest.mark.slow
+
 
 def test_first_adapter_arrives_while_serving(serve_world: World, tmp_path: Path):
     repo = tmp_path / "repo"

@@ -19,6 +19,8 @@ from tests.core.test_adapters import EMPTY_SAFETENSORS
 from tests.export.test_vllm import Fake, start_fake
 from tests.serve.conftest import World, start, stop
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def vllm(tmp_path: Path) -> Iterator[Fake]:
