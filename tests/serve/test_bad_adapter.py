@@ -143,3 +143,21 @@ def test_serve_stays_healthy_after_a_bad_load(served: Server, damage: str):
     finally:
         point_at(world, "v0001")
         control.reload(world.config)
+
+
+def test_promote_tells_the_server_with_its_token(served: Server):
+    """`redline adapters promote` (as `redline train` after a promotion) calls `/redline/reload` with serve.json's
+    token: the server answers it, so a version that passes the file checks but fails in peft is named in one line
+    at once. Without the token the call is refused and nothing would be printed."""
+    world = served.world
+    bad = register(world, "rank")
+    try:
+        r = redline(world, "adapters", "promote", bad)
+        assert r.returncode == 0, r.stderr
+        told = [line for line in r.stderr.splitlines() if line.startswith(f"redline serve could not load {bad}:")]
+        assert len(told) == 1, r.stderr
+        health = control.health(world.config)
+        assert health is not None and health["state"] == "serving" and health["adapter"] == "v0001"
+    finally:
+        point_at(world, "v0001")
+        control.reload(world.config)

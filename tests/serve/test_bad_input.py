@@ -41,7 +41,7 @@ def still_serving(client: httpx.Client) -> None:
     (json.dumps({**GOOD, "temperature": float("nan")}).encode(), "finite number"),
     (b'{"prompt": "def f():\\n", "top_p": Infinity}', "finite number"),
     (b'{"prompt": "def f():\\n", "temperature": 1e999}', "finite number"),
-    (b'{"prompt": "def f(\ud800):\\n", "max_tokens": 4}', "surrogate"),
+    (b'{"prompt": "def f(\\ud800):\\n", "max_tokens": 4}', "surrogate"),
     (b'{"prompt": "x", "stop": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     (b'{"prompt": "x", "stop": ' + b"[" * 40 + b"]" * 40 + b"}", "nested too deeply"),
 ])
