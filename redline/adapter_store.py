@@ -31,7 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from redline.adapters import REQUIRED, AdapterRegistry, _has_weights, served_name
+from redline.adapters import (
+    REQUIRED,
+    AdapterDamaged,
+    AdapterRegistry,
+    _has_weights,
+    check_files,
+    digests,
+    served_name,
+)
 from redline.config import Config
 from redline.errors import ConfigError, NotFound
 from redline.fsutil import fsync_path
@@ -106,9 +114,15 @@ class AdapterStore(AdapterRegistry):
         staging = self.root / f".{self.name}@{version}.staging-{_host()}-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(tmp_dir, staging, ignore=shutil.ignore_patterns("checkpoints", "README.md"))
+        try:
+            check_files(staging, version, None)  # a trainer that wrote a bad file fails here, not at serve time
+        except AdapterDamaged:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         info = staging / "redline.json"
         merged = json.loads(info.read_text(encoding="utf-8")) if info.is_file() else {}
         merged.update(meta or {})
+        merged["digests"] = digests(staging)  # checked at promote, export, load and hot swap (`verify`)
         for _ in range(100):  # another publisher took this number meanwhile: the next one
             merged.update(named(version) if named is not None else {})
             merged.update(version=version, registered_at=utc_now(), repo_id=self.repo_id,

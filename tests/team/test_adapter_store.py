@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from redline.adapter_store import AdapterStore, registry_for
-from redline.adapters import AdapterRegistry
+from redline.adapters import AdapterDamaged, AdapterRegistry
 from redline.config import load_config
 from redline.errors import ConfigError
 from tests.team.conftest import PYTHON, python_env
@@ -29,7 +30,8 @@ def _adapter(where: Path, seed: int = 0, base: str = "base-model") -> Path:
     where.mkdir(parents=True)
     (where / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8,
                                                            "base_model_name_or_path": base}))
-    (where / "adapter_model.safetensors").write_bytes(os.urandom(64) + bytes([seed]))
+    header = json.dumps({"__metadata__": {"seed": str(seed), "nonce": os.urandom(8).hex()}}).encode()
+    (where / "adapter_model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)  # a whole file
     os.chmod(where / "adapter_model.safetensors", 0o600)  # a trained adapter is written private
     return where
 
@@ -64,6 +66,23 @@ def test_a_published_name_is_never_overwritten(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(AdapterStore, "_next_version", lambda self: "v0001")  # another publisher took it meanwhile
     assert store.add(_adapter(tmp_path / "a2", 1)) == "v0002"
     assert (tmp_path / "store" / "app@v0001" / "adapter_model.safetensors").read_bytes() == before
+
+
+def test_a_published_version_is_checked_against_its_digests(tmp_path: Path) -> None:
+    """Main's digests (#30) hold in the store too: recorded at publish, checked at promote; a file that no
+    longer matches (a truncated copy on the share) is refused in one line, and a bad adapter is never published."""
+    store = AdapterStore(tmp_path / "store", REPO)
+    v1 = store.add(_adapter(tmp_path / "a1"))
+    assert set(store.meta(v1)["digests"]) == {"adapter_config.json", "adapter_model.safetensors"}
+    assert store.verify(v1) == tmp_path / "store" / "app@v0001"
+    os.truncate(tmp_path / "store" / "app@v0001" / "adapter_model.safetensors", 4)
+    with pytest.raises(AdapterDamaged, match="v0001"):
+        store.promote(v1)
+    bad = _adapter(tmp_path / "a2")
+    (bad / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(AdapterDamaged):
+        store.add(bad)
+    assert store.versions() == [v1] and not list((tmp_path / "store").glob(".*staging*"))
 
 
 def test_what_names_the_version_is_written_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
