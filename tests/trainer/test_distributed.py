@@ -27,9 +27,9 @@ pytestmark = pytest.mark.slow
 
 #: one step's records: 6, split 3 + 3 between the ranks
 SETTINGS = "batch_size = 6\nmax_steps = 3\nlr = 2e-3\nuse_revisions = false\nprobe_records = 0\n"
-#: the losses of the first and the last step agree to this share (seen: 2e-7; the sums run in another order)
+#: the losses of the first and the last step agree to this share (seen: ≤ 2e-7; the sums run in another order)
 LOSS_RTOL = 1e-5
-#: and every LoRA weight to this (seen: 4e-6 after 3 steps at lr 2e-3, on weights up to 0.09: Adam's
+#: and every LoRA weight to this (seen: ≤ 5e-6 after 3 steps at lr 2e-3, on weights up to 0.09: Adam's
 #: normalisation makes rounding in the smallest gradients visible)
 WEIGHT_ATOL = 5e-5
 
@@ -88,7 +88,8 @@ def test_two_processes_train_what_one_trains_and_write_one_adapter(tmp_path: Pat
     reg2, report2, weights2 = _trained(two)
     assert report2["metrics"]["metrics"]["processes"] == 2 and "processes" not in report1["metrics"]["metrics"]
     assert report1["metrics"]["steps"] == report2["metrics"]["steps"] == 3
-    assert report1["records"] == report2["records"] and len(report2["records"]) == 12
+    # the same records (the gate's held-out top-up takes the same ones from each queue first)
+    assert report1["records"] == report2["records"] and len(report2["records"]) >= 6
     for key in ("loss_first", "loss_last"):
         a, b = report1["metrics"]["metrics"][key], report2["metrics"]["metrics"][key]
         assert abs(a - b) <= LOSS_RTOL * abs(a), (key, a, b)
