@@ -43,7 +43,7 @@ TRAIN_SETTINGS: dict[str, Any] = {"batch_size": 8}
 DEFAULT_TASKS = 56
 DEFAULT_STEPS = 40
 #: held-out (new-structure) world tasks recorded with split="heldout", so the gate has something to judge by
-GATE_TASKS = 12
+GATE_TASKS = 16
 #: tasks per evaluation set (held-out, unchanged)
 EVAL_TASKS = 48
 #: reference solutions committed as the repository's existing, human-written code (the gate's perplexity check)
@@ -129,24 +129,24 @@ class SampleChecks:
         return [f for f in self.findings(rel) if f.kind == "test_failure"]
 
     def cases(self) -> list[tuple[str, int | None]]:
-        """(file, k) per failing behaviour check k of each task file; (file, None) for a file whose checks pass."""
-        out: list[tuple[str, int | None]] = []
-        for rel in sorted(self.world["files"]):
-            out += [(rel, k) for k in range(len(self.failing(rel)))] or [(rel, None)]
-        return out
+        """One behaviour test per task file, (file, 0) when a check fails and (file, None) when all pass: its id
+        names the file only, so the test a red line came from is still there when an answer fixes it (the gate
+        reruns it by that id)."""
+        return [(rel, 0 if self.failing(rel) else None) for rel in sorted(self.world["files"])]
 
     @staticmethod
     def case_id(case: tuple[str, int | None]) -> str:
-        return f"{Path(case[0]).stem}-{'ok' if case[1] is None else case[1]}"
+        return Path(case[0]).stem
 
     def run_case(self, rel: str, k: int | None) -> None:
         if k is None:
             return
-        f = self.failing(rel)[k]
+        f, *more = self.failing(rel)
         name, sep, rest = f.message.partition(": ")
         cls = getattr(builtins, name, None)
         if not (sep and isinstance(cls, type) and issubclass(cls, Exception)):
             cls, rest = AssertionError, f.message
+        rest += "".join(f"\nalso: {m.message}" for m in more)
         exc = cls(rest + ("\n" + f.detail if f.detail else ""))
         line = self.file_line(rel, f)
         # raised from the task file's own line: the traceback's innermost frame is the generated code

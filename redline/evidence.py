@@ -34,6 +34,9 @@ RECHECK = "recheck"
 #: kinds that draw a red line (an accept draws none; an edit is judged against its correction)
 RED_LINES = frozenset({"diagnostic", "test_failure", "review", "reject"})
 Reads = Literal["ruff-json", "exit"]
+#: pytest's exit codes for "no test ran": the node is gone (its parameters changed with the answer) or nothing was
+#: collected. Neither says the red line came back. A collection error (2) does: the answer broke an import.
+PYTEST_NOT_RUN = {4: "the node was not found", 5: "no tests collected"}
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,9 @@ class Judge:
         except OSError as exc:
             return Verdict(None, f"not judged: {recipe.label} could not run ({exc.strerror or exc})")
         how = f"{recipe.label} rerun"
+        if recipe.tool == "pytest" and done.returncode in PYTEST_NOT_RUN:
+            return Verdict(None, f"not judged: {recipe.label} ran no such test (exit {done.returncode}: "
+                                 f"{PYTEST_NOT_RUN[done.returncode]})")
         if recipe.reads == "exit":
             return Verdict(done.returncode == 0, how, () if done.returncode == 0 else tuple(_name(f) for f in found)
                            or (recipe.tool,))

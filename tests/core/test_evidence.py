@@ -63,6 +63,9 @@ def test_a_failing_test_is_rerun_with_the_answer_spliced_into_the_current_file(r
         assert judge.verdict(gen, fb, "    return a + b\n", file_text=file_text).clean is True
         wrong = judge.verdict(gen, fb, "    return a * b\n", file_text=file_text)
     assert wrong.clean is False and wrong.back == ("tests/test_calc.py::test_add",)
+    gone = [with_recheck(fb[0], Recheck((*node.argv[:-1], "tests/test_calc.py::test_gone"), "exit", "pytest"))]
+    with Judge(repo, timeout_s=120) as judge:  # a node that no longer exists says nothing about the red line
+        assert judge.verdict(gen, gone, "    return a * b\n", file_text=file_text).how.startswith("not judged: ")
 
 
 def test_a_recipe_without_a_file_reads_the_answer_on_stdin() -> None:
