@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything a fresh clone needs, in one place: `./dev.sh demo` runs the end-to-end demo, `./dev.sh test` the tests.
+# Everything a fresh clone needs, in one place: `./dev.sh demo` runs the end-to-end demo, `./dev.sh test` the fast
+# lane of the tests (everything not marked `slow`: a few minutes), `./dev.sh test-all` all of them (what CI runs).
 # Set-up (first run, or when pyproject.toml changes): a virtualenv in .venv, the torch==2.13.0 wheel first (the CPU
 # build where one is on disk, so the [train] range is already met and no multi-GB CUDA build is pulled), then
 # redline itself, editable, with its training and test extras.
@@ -20,7 +21,9 @@ setup() {
 
 case "${1:-}" in
     demo) shift; setup; exec "$venv/bin/python" -m bench.demo "$@" ;;
-    test) shift; setup; exec "$venv/bin/python" -m pytest -n 2 "$@" ;;
+    test) shift; setup; exec "$venv/bin/python" -m pytest -n 2 -m "not slow" "$@" ;;
+    test-all) shift; setup; exec "$venv/bin/python" -m pytest -n 2 "$@" ;;
     setup) setup ;;
-    *) echo "usage: ./dev.sh demo|test|setup [args…]" >&2; exit 2 ;;
+    *) echo "usage: ./dev.sh demo|test|test-all|setup [args…]  (test: the fast lane; test-all: every test)" >&2
+       exit 2 ;;
 esac

@@ -36,10 +36,10 @@ from pathlib import Path
 
 from redline.attribution import Attributor, read_text
 from redline.config import load_config
-from redline.ledger import record_insertion
+from redline.ledger import record
 from redline.queue import open_store
 from redline.queue.store import Store
-from redline.records import Range
+from redline.records import Range, Span
 
 FUNC_LINES = 9  # 7 lines of code + 2 blank lines
 HUMAN = "        total += 0  # the human's line"
@@ -69,11 +69,12 @@ def setup(root: Path, n_lines: int, n_spans: int) -> tuple[Store, list[int], str
     _git(root, "commit", "-q", "-m", "start")
     commit = _git(root, "rev-parse", "HEAD")
     chosen = [round((k + 0.5) * n_funcs / n_spans) for k in range(n_spans)]
-    store = open_store(load_config(root))
+    config = load_config(root)
+    store = open_store(config)
     for i in chosen:
         start = i * FUNC_LINES
-        record_insertion(store, f"gen-{i}", "big.py", Range(start, start + 7),
-                         "\n".join(function_source(i)[:7]) + "\n", commit=commit)
+        record(store, config, spans=[Span(f"gen-{i}", "big.py", Range(start, start + 7),
+                                          "\n".join(function_source(i)[:7]) + "\n", commit=commit)])
     return store, chosen, "\n".join(lines) + "\n"
 
 

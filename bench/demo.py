@@ -445,7 +445,7 @@ def _keep_unflagged(sample: Path) -> int:
     language server records it (docs/editors.md); the demo has no editor, so it records the same through the core
     ledger, under its own source. Returns how many."""
     from redline.config import load_config
-    from redline.ledger import record_feedback
+    from redline.ledger import record
     from redline.queue import open_store
     from redline.records import Feedback
 
@@ -455,7 +455,7 @@ def _keep_unflagged(sample: Path) -> int:
         kept = [Feedback(kind="accept", source="demo.kept", severity="info", generation_id=g.id,
                          message="kept as written, saved, no problem found")
                 for g in store.generations(with_feedback=False)]
-        return record_feedback(store, config, kept).feedback
+        return record(store, config, feedback=kept).feedback
     finally:
         store.close()
 

@@ -4,11 +4,11 @@ Build a random Llama (≥10M parameters) with LoRA and one batch. Time: one subp
 step (forward, backward, AdamW) interleaved for `--repeats` rounds, so load from other processes hits each alike;
 the median wall and CPU time per kind are reported. Memory: each kind runs alone in a fresh subprocess.
 Self-distillation adds the teacher's forward pass (adapter disabled, no graph) over a longer prompt (the
-feedback): in every step when the teacher runs live (`distill-full`, `distill-topk`: the EMA teacher, on-policy
-samples), or once per sequence before training when the trainer caches the base teacher's states (its default:
-`distill-cached` is the step, `teacher-pass` that one pass over the same batch, paid once per run, not per
-epoch). Memory is peak RSS on CPU (ru_maxrss; "step" subtracts the RSS before the first step) and
-max_memory_allocated on CUDA.
+feedback): in every step when the teacher runs live (`distill-full`, `distill-topk`: the bench's EMA teacher
+and on-policy samples, `bench/methods.py`), or once per sequence before training when the trainer caches the
+base teacher's states (its default: `distill-cached` is the step, `teacher-pass` that one pass over the same
+batch, paid once per run, not per epoch). Memory is peak RSS on CPU (ru_maxrss; "step" subtracts the RSS
+before the first step) and max_memory_allocated on CUDA.
 
     python bench/distill_cost.py                       # CPU, float32, ~19M params
     python bench/distill_cost.py --device cuda --hidden 1024 --layers 8   # see bench/gpu_check.sh
@@ -37,7 +37,7 @@ def build(args: argparse.Namespace):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from redline.trainer.config import TrainConfig
     from redline.trainer.contexts import Pair
-    from redline.trainer.loop import distill_loss, sft_batch_loss
+    from redline.trainer.methods import distill_loss, sft_batch_loss
     from redline.trainer.model import attach_lora
     from redline.trainer.teacher import cache_teacher_hidden
 

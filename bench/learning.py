@@ -56,11 +56,23 @@ class Cell:
 
 def train_config(method: str, seed: int, args: argparse.Namespace) -> Any:
     """The trainer's defaults for every method; only the data differ. The world's prompts are raw text, so the
-    teacher needs the hindsight template; `--train` settings apply to every method alike."""
+    teacher needs the hindsight template; `--train` settings apply to every method alike (the variants' own, such
+    as `teacher` or `scalar_k`, go to the method: `train_method`)."""
+    from bench.methods import SETTINGS
     from redline.trainer.api import TrainConfig
+    from redline.trainer.config import METHODS as PRODUCT
 
-    return TrainConfig.from_dict({"hindsight": "template", "template": HINDSIGHT_TEMPLATE,
-                                  **dict(args.train or []), "method": method, "seed": seed})
+    trainer = {k: v for k, v in args.train or [] if k not in SETTINGS}
+    return TrainConfig.from_dict({"hindsight": "template", "template": HINDSIGHT_TEMPLATE, **trainer,
+                                  "method": method if method in PRODUCT else "self-distill", "seed": seed})
+
+
+def train_method(method: str, args: argparse.Namespace, repo: Repo | None = None) -> Any:
+    """The method object that runs `method` with the `--train` settings of the bench's variants."""
+    from bench.methods import SETTINGS, method_for
+
+    checker = checker_for(repo) if repo is not None else (lambda example, text: False)
+    return method_for(method, {k: v for k, v in args.train or [] if k in SETTINGS}, checker=checker)
 
 
 def checker_for(repo: Repo):  # type: ignore[no-untyped-def]
@@ -83,7 +95,7 @@ def run_cell(model: Path, repo: Repo, seed: int, n: int, method: str, records: l
     start = time.perf_counter()
     try:
         result = train(model, examples, out, train_config(method, seed, args),
-                       checker=checker_for(repo) if method == "scalar" else None, progress=False)
+                       method=train_method(method, args, repo), progress=False)
     except TrainError as exc:  # e.g. `scalar` when no sample passed: nothing to train on, so the model is the base
         ok = world_passes(model, None, repo, repo.heldout_tasks)
         unchanged = world_pass_rate(model, None, repo, repo.unchanged_tasks)
@@ -177,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:  # a bad method or --train setting fails now, in one line, not after the first cell
         try:
             train_config(method, 0, args)
+            train_method(method, args)
         except RedlineError as exc:
             parser.error(exc.one_line())
     started = time.perf_counter()

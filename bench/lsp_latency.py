@@ -107,17 +107,15 @@ async def start(repo: Path, path: Path, text: str, spans: int, span_lines: int, 
 def record_completions(repo: Path, n: int) -> None:
     """`n` completions as `redline serve` records them (origin "server"), in the queue the servers open."""
     from redline.config import load_config
-    from redline.ledger import prepare_generation
+    from redline.ledger import record
     from redline.queue import open_store
     from redline.records import Generation, ModelRef, Prompt
 
     config = load_config(repo)
     gens = [Generation(prompt_format="raw", prompt=Prompt(text=f"# {i}\n"), completion=completion_text(i),
                        model=ModelRef("bench"), origin="server") for i in range(n)]
-    for g in gens:
-        prepare_generation(config, g)
     store = open_store(config)
-    store.add(generations=gens)
+    record(store, config, generations=gens)
     store.close()
 
 

@@ -14,7 +14,7 @@ import random
 from redline.records import Feedback, Generation
 from redline.trainer.batching import micro_batches, padding_waste, planned_steps, schedule
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import build_pair
+from redline.trainer.contexts import Rendering, build_pair
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
         for i, line in enumerate(fh):
             d = json.loads(line)
             pair = build_pair(tok, i, Generation.from_dict(d["generation"]),
-                              [Feedback.from_dict(f) for f in d["feedback"]], cfg)
+                              [Feedback.from_dict(f) for f in d["feedback"]], Rendering.of(cfg))
             if pair is not None:
                 pairs.append(pair)
     steps = planned_steps(len(pairs), batch_size=cfg.batch_size, epochs=None, max_steps=None)

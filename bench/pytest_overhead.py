@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from redline.config import load_config
-from redline.ledger import prepare_generation
+from redline.ledger import record
 from redline.queue import open_store
 from redline.records import Generation, Insertion, ModelRef, Prompt, Range
 
@@ -106,7 +106,7 @@ def edit_spans(root: Path, n_tests: int, count: int) -> int:
 def record_spans(root: Path, n_tests: int, commit: str | None = None) -> int:
     """One generation per generated function, with the span where it was inserted (at `commit`, when given)."""
     config = load_config(root)
-    generations, spans = [], []
+    generations = []
     for m in range(0, n_tests, PER_MODULE):
         path = f"gen/mod{m // PER_MODULE}.py"
         for j, i in enumerate(range(m, min(m + PER_MODULE, n_tests))):
@@ -114,11 +114,10 @@ def record_spans(root: Path, n_tests: int, commit: str | None = None) -> int:
             gen = Generation(prompt_format="fim", prompt=Prompt(prefix=f"# {path}\n", suffix=""),
                              completion=function_source(i), model=ModelRef("bench-model"),
                              insertion=Insertion(path, Range(start, start + 7), commit=commit))
-            spans.extend(prepare_generation(config, gen))
             generations.append(gen)
     store = open_store(config)
     try:
-        store.add(generations=generations, spans=spans)
+        record(store, config, generations=generations)
     finally:
         store.close()
     return len(generations)

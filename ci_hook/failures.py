@@ -11,12 +11,16 @@ commit hint when git blame points at an AI-trailer commit.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from redline.attribution import Attributor, repo_relative
 from redline.ci_hook.generated import BlameHints
-from redline.queue.store import Store
+from redline.ci_hook.recheck import pytest_node
+from redline.evidence import with_recheck
+from redline.queue.protocol import Store
 from redline.records import Feedback, Range
 
 #: longest long report kept per failure; the head and the tail (where the error is) survive
@@ -33,6 +37,14 @@ class FailureFeedback:
         self.attributor = Attributor(store, repo_root)
         self.hints = BlameHints(repo_root)
         self._places: dict[str, str | None] = {}
+
+    def _node_from_repo(self, nodeid: str) -> str:
+        """A node id (relative to pytest's rootdir) as seen from the repository root, where reruns start."""
+        try:
+            sub = self.rootpath.resolve().relative_to(self.repo_root.resolve()).as_posix()
+        except ValueError:
+            return nodeid
+        return nodeid if sub in ("", ".") else f"{sub}/{nodeid}"
 
     def feedback(self, failure: dict[str, Any]) -> list[Feedback]:
         """The failure as feedback: on the generation its innermost model-written frame is in; else, when the
@@ -57,6 +69,8 @@ class FailureFeedback:
                       detail=_clip(str(failure.get("detail") or "")) or None, path=path,
                       range=Range(line, line + 1) if path is not None and line is not None else None,
                       rule=str(failure.get("nodeid") or "") or None, meta=meta)
+        if fb.rule:  # the node can be rerun on an answer spliced into its file (the gate, the hindsight probe)
+            with_recheck(fb, pytest_node(self._node_from_repo(fb.rule), _pytest_version()))
         if found is not None:
             match = found[0]
             return [fb.attributed_to(match.generation_id, span_line=match.span_line, attribution=match.confidence)]
@@ -112,3 +126,11 @@ def _clip(text: str) -> str:
         return text
     half = MAX_DETAIL_CHARS // 2
     return f"{text[:half]}\n… [{len(text) - MAX_DETAIL_CHARS} characters cut] …\n{text[-half:]}"
+
+
+@cache
+def _pytest_version() -> str | None:
+    try:
+        return metadata.version("pytest")
+    except metadata.PackageNotFoundError:
+        return None

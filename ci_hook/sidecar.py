@@ -40,7 +40,7 @@ class Writer:
         self.config = load_config(rootpath)
         self.store = open_store(self.config, busy_timeout_s=LOCK_WAIT_S)
         self.builder = FailureFeedback(self.store, self.config.repo_root, rootpath, blame_files=blame_files)
-        self.pending: list[Any] = []
+        self.pending: list[list[Any]] = []  # each failure's records
         self.recorded = self.records = self.new = self.unattributed = self.skipped = self.spooled = 0
         self.spool_note: str | None = None
         self.lock_holder: str | None = None
@@ -51,46 +51,52 @@ class Writer:
             scrub("warm-up: password = 'x1y2z3w4v5'")  # compiles the detectors now, during the run
 
     def add(self, failure: dict[str, Any]) -> None:
-        """Build and check one failure's records; one that cannot be stored (a lone surrogate in its message, a
-        shape nobody foresaw) is skipped and counted, so the run's other failures still land."""
-        from redline.records import validate
-
+        """Build one failure's records (attributed frame by frame); one whose building fails (a shape nobody
+        foresaw) is skipped and counted, so the run's other failures still land."""
         self.recorded += 1
         try:
-            built = list(self.builder.feedback(failure))
-            for fb in built:
-                validate(fb, "feedback")
+            self.pending.append(list(self.builder.feedback(failure)))
         except Exception:
             self.skipped += 1
-            return
-        self.pending.extend(built)
 
     def flush(self) -> None:
-        """Queue the pending batch through the ledger, with the run's attributor (each file placed once); only
-        records the queue did not hold yet count as new."""
-        from redline.errors import QueueBusy
-        from redline.ledger import attribute_feedback
-        from redline.queue.store import spool
+        """Queue the pending batch through the ledger. If a record cannot be stored (a lone surrogate in its
+        message), the batch is written again one failure at a time and that failure is skipped and counted."""
+        from redline.errors import RecordError
 
-        if self.pending:
-            batch, self.pending = self.pending, []
-            batch = attribute_feedback(self.store, self.config, batch, attributor=self.builder.attributor)
-            try:
-                if self.spool_note is not None:  # the queue was locked a moment ago: do not wait on it again
-                    raise QueueBusy(self.spool_note)
-                self.new += self.store.add(feedback=batch).feedback
-                self.records += len(batch)  # written (spooled ones are not: they are not "already queued")
-            except QueueBusy as exc:  # another process holds the queue: never make the test run wait on it
-                where = spool(self.config.db_path, self.store.prepare(batch))  # type: ignore[attr-defined]
-                self.spooled += len(batch)
-                self.lock_holder = self.lock_holder or exc.message
-                self.spool_note = f"{self.lock_holder}; {self.spooled} records spooled to {where.parent}, merged " \
-                                  "on the next open"
-            for fb in batch:
-                if fb.generation_id:
-                    self.generations.add(fb.generation_id)
-                else:
-                    self.unattributed += 1
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        try:
+            self._write([fb for built in batch for fb in built])
+        except RecordError:
+            for built in batch:
+                try:
+                    self._write(built)
+                except RecordError:
+                    self.skipped += 1
+
+    def _write(self, feedback: list[Any]) -> None:
+        """One ledger call; only records the queue did not hold yet count as new. Once the queue was found
+        locked, later batches go to the spool at once: the run never waits on a stuck process twice."""
+        from redline import ledger
+
+        added = ledger.record(self.store, self.config, feedback=feedback, attributed=True,
+                              attributor=self.builder.attributor,
+                              spool="if busy" if self.spool_note is None else "now")
+        if added.spool_file is not None:
+            self.spooled += len(feedback)
+            self.lock_holder = self.lock_holder or added.busy
+            self.spool_note = f"{self.lock_holder}; {self.spooled} records spooled to {added.spool_file.parent}, " \
+                              "merged on the next open"
+        else:
+            self.new += added.feedback
+            self.records += len(feedback)  # written (spooled ones are not: they are not "already queued")
+        for fb in feedback:
+            if fb.generation_id:
+                self.generations.add(fb.generation_id)
+            else:
+                self.unattributed += 1
 
     def summary(self) -> dict[str, Any]:
         out = {"recorded": self.recorded, "records": self.records, "new": self.new,

@@ -74,7 +74,13 @@ def cron_lines(command: list[str], env: dict[str, str], log_file: Path) -> list[
     return [f"@reboot {run} {CRON_MARK}", f"*/15 * * * * {run} {CRON_MARK}"]
 
 
+def default_kind() -> str:
+    """The platform's own kind, whether or not it runs here: launchd on macOS, a systemd user unit elsewhere."""
+    return "launchd" if sys.platform == "darwin" else "systemd"
+
+
 def detect() -> str:
+    """The kind this system runs: launchd, a systemd user session, else cron; raises when there is none."""
     if sys.platform == "darwin":
         return "launchd"
     if shutil.which("systemctl") and _systemd_user_running():

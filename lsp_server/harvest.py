@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from redline.ledger import record_feedback
+from redline import ledger
 from redline.lsp_server.diagnostics import diagnostic_feedback, findings_from_lsp, run_checkers
 from redline.lsp_server.documents import Doc
 from redline.lsp_server.spans import (
@@ -87,7 +87,8 @@ async def forwarded(ls: RedlineServer, params: Any) -> None:
 
 async def record(ls: RedlineServer, doc: Doc, feedback: list[Feedback], lines: tuple[str, ...], *,
                  persist: bool = False) -> int:
-    """Queue feedback for `doc` (and the spans' current places); returns how many records were new.
+    """Queue feedback for `doc` (and the spans' current places) in one ledger call; returns how many records
+    were new.
 
     The hints' problem counts are kept from what is written here (a set of fingerprints per generation, seeded
     when the document opened), so no write is followed by a read of everything the span already has.
@@ -99,17 +100,15 @@ async def record(ls: RedlineServer, doc: Doc, feedback: list[Feedback], lines: t
         return 0
     source = "".join(lines)
 
-    def write() -> int:
-        added = record_feedback(repo.store, repo.config, feedback, file_texts={doc.path: source}).feedback
-        if spans:
-            repo.store.add(spans=spans)
-        return added
-
-    added = await ls.in_store(write)
+    result = await ls.in_store(ledger.record, repo.store, repo.config, feedback=feedback, spans=spans,
+                               file_texts={doc.path: source})
+    if result.spooled:
+        logger.warning("%s; %d records spooled to %s, merged on the next open", result.busy, result.spooled,
+                       result.spool_file)
     for fb in feedback:  # feedback on a tracked span already carries its generation id
         if fb.kind == "diagnostic" and fb.generation_id is not None:
             doc.problems.setdefault(fb.generation_id, set()).add(fb.fingerprint)
-    return added
+    return result.feedback
 
 
 def publish_hints(ls: RedlineServer, doc: Doc) -> None:

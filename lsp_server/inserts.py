@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
+from redline import ledger
 from redline.attribution import repo_relative
-from redline.ledger import record_generation, record_insertion
 from redline.lsp_server.documents import Doc, Repo, offset_of, slice_text
 from redline.lsp_server.linking import Recent, RecentCompletions, Run, extends, find, normalise
 from redline.lsp_server.params import parse_range
 from redline.lsp_server.spans import Pos, TrackedSpan, end_of_insert, fim_context, reanchor, schedule
-from redline.records import Generation, Insertion, ModelRef, Prompt, new_id
+from redline.records import Generation, Insertion, ModelRef, Prompt, Span, new_id
 
 if TYPE_CHECKING:
     from redline.lsp_server.server import RedlineServer
@@ -74,12 +74,12 @@ async def insert(ls: RedlineServer, params: Any) -> dict[str, Any]:
     repo, rng = doc.repo, span.line_range()
     if gid:
         def write() -> bool:
-            record_insertion(repo.store, gid, doc.path, rng, text)
+            ledger.record(repo.store, repo.config, spans=[Span(gid, doc.path, rng, text)])
             return repo.store.get_generation(gid) is not None
 
         known = await ls.in_store(write)
     else:
-        await ls.in_store(record_generation, repo.store, repo.config,
+        await ls.in_store(ledger.record_generation, repo.store, repo.config,
                           reconstructed(ls, doc, lines, span, model if isinstance(model, str) else None))
         known = True
     return {"generationId": span.generation_id, "known": known,
@@ -169,9 +169,9 @@ def linked(ls: RedlineServer, doc: Doc, run: Run, piece: Pos | None = None) -> N
         span = run.span = TrackedSpan(gid, run.start, run.end, run.text, now,
                                       due=schedule(now, ls.settings.retention_checkpoints))
         doc.index.add(span)
-    store, path, rng, text = doc.repo.store, doc.path, span.line_range(), run.text
+    repo, path, text = doc.repo, doc.path, run.text
     logger.info("linked %d characters at %s:%d to served completion %s", len(text), path, run.start[0] + 1, gid)
-    ls.spawn(ls.in_store(record_insertion, store, gid, path, rng, text))
+    ls.spawn(ls.in_store(ledger.record, repo.store, repo.config, spans=[Span(gid, path, span.line_range(), text)]))
 
 
 async def refresh_recent(ls: RedlineServer) -> None:

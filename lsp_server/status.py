@@ -26,6 +26,7 @@ def read_status(repo: Repo) -> tuple[dict[str, Any], str | None]:
         "feedback": counts["feedback"],
         "adapter": adapter.version,
         "gate": [asdict(g) for g in adapter.gate],
+        "gateSummary": adapter.summary,
         "lastTraining": None if training.last is None else asdict(training.last),
         "nextTraining": training.next_training,
         "daemon": None if training.daemon is None else training.daemon.state,
@@ -33,7 +34,7 @@ def read_status(repo: Repo) -> tuple[dict[str, Any], str | None]:
     promoted = None
     if repo.looked and adapter.version is not None and adapter.version != repo.adapter_seen:
         promoted = f"Redline: adapter {adapter.version} promoted for {config.repo_id}"
-        if adapter.gate:
-            promoted += " — " + adapter.figures()
+        if adapter.summary or adapter.gate:
+            promoted += " — " + (adapter.summary or adapter.figures())
     repo.adapter_seen, repo.looked = adapter.version, True
     return status, promoted

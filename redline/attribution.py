@@ -11,6 +11,10 @@ the span, a branch is checked out. A span is placed in today's file in two ways,
    recorded lines, exact elsewhere (nearest wins), else a line alignment inside a bounded window around the
    recorded lines, so a human's edit never costs a search over the whole file.
 
+A completion `redline serve` or `redline proxy` served for a file, that no span tracks yet (no language server saw
+it inserted), is placed by its prompt's context (`redline.served_code`); the spans found that way are handed to
+the ledger to record (`new_spans`), so later runs track them like the language server's.
+
 `Attributor` caches per file (the text, its spans, one git diff per commit) for a whole run: the pytest plugin
 and CI ingest attribute many findings in one file.
 """
@@ -21,14 +25,17 @@ import bisect
 import difflib
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from redline.history import LineMap, diff_since
 from redline.queue.store import Store
-from redline.records import Range, Span
+from redline.records import Range, Span, utc_now
+from redline.served_code import place_served
 
 Confidence = Literal["exact", "history", "reanchored", "fuzzy"]
 CONFIDENCE_ORDER: dict[str, int] = {"exact": 0, "history": 1, "reanchored": 2, "fuzzy": 3}
@@ -37,6 +44,9 @@ CONFIDENCE_ORDER: dict[str, int] = {"exact": 0, "history": 1, "reanchored": 2, "
 FUZZY_MIN_RATIO = 0.75
 #: lines searched above and below the recorded place when the text is no longer found exactly
 FUZZY_WINDOW_LINES = 200
+#: served completions older than this are not looked for in files (a month of suggestions, most never taken)
+SERVED_DAYS = 30
+SERVED_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +300,10 @@ class Attributor:
     repo_root: Path | None = None
     file_texts: dict[str, str | None] = field(default_factory=dict)
     history: bool = True
+    #: spans of served completions found in files by their prompt's context, for the ledger to record
+    new_spans: list[Span] = field(default_factory=list)
     _anchors: dict[str, list[Anchor]] = field(default_factory=dict)
+    _served: list[tuple[str, str, str, str | None]] | None = None
     git_calls: int = 0
 
     def anchors(self, path: str) -> list[Anchor]:
@@ -300,11 +313,13 @@ class Attributor:
         return self._anchors[path]
 
     def _place(self, path: str) -> list[Anchor]:
-        spans = [s for s in self.store.spans_for_path(path) if s.state != "deleted"]
-        if not spans:
-            return []
+        recorded = self.store.spans_for_path(path)
+        spans = [s for s in recorded if s.state != "deleted"]
         on_disk = read_text(self.repo_root / path) if self.repo_root is not None else None
         text = self.file_texts[path] if path in self.file_texts else on_disk
+        served = self._place_served(path, text, {s.generation_id for s in recorded}) if text is not None else []
+        if not spans:
+            return served
         if text is None:  # nothing to read: trust the recorded lines
             return [Anchor(s, "exact", {i: i - s.range.start_line for i in range(s.range.start_line,
                                                                                  s.range.last_line + 1)})
@@ -329,7 +344,33 @@ class Attributor:
                 where = by_content(span, want, file)
             if isinstance(where, Anchor):
                 placed.append(where)
-        return placed
+        return placed + [a for a in served if not any(a.span.range.overlaps_lines(p.span.range.start_line,
+                                                                                  p.span.range.last_line)
+                                                       for p in placed)]
+
+    def _place_served(self, path: str, text: str, tracked: set[str]) -> list[Anchor]:
+        """Served completions for `path` that no span tracks, placed by their prompt's context; the newest wins
+        where two would claim the same lines (the user asked again at the same place and took the last)."""
+        if self._served is None:
+            since = datetime.fromtimestamp(time.time() - SERVED_DAYS * 86400, UTC).isoformat(timespec="milliseconds")
+            self._served = self.store.recent_completions(since.replace("+00:00", "Z"), origins=("server",),
+                                                         limit=SERVED_LIMIT)
+        anchors: list[Anchor] = []
+        for gid, _, _, where in self._served:  # newest first
+            if gid in tracked or where is None:
+                continue
+            if (repo_relative(self.repo_root, where) if self.repo_root is not None else where) != path:
+                continue
+            generation = self.store.get_generation(gid)
+            span = place_served(generation, path, text) if generation is not None else None
+            if span is None or any(a.span.range.overlaps_lines(span.range.start_line, span.range.last_line)
+                                   for a in anchors):
+                continue
+            span.updated_at = utc_now()
+            self.new_spans.append(span)
+            anchors.append(Anchor(span, "reanchored", {span.range.start_line + k: k for k in
+                                                       range(span.range.end_line - span.range.start_line)}))
+        return anchors
 
     def attribute(self, path: str, start_line: int, end_line: int | None = None) -> list[Match]:
         """Generations whose model-written lines include any of [start_line, end_line] (0-based, inclusive) of

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from redline.queue.store import Store
+from redline.queue.protocol import Store
 from redline.records import Feedback
 
 SUFFIX = ".redline.jsonl.gz"

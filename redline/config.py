@@ -60,6 +60,9 @@ class Config:
     serve_during_training: str = "yield"
     #: `redline daemon`: a training child running longer than this many minutes is stopped (no promotion)
     train_time_limit_minutes: float = 240.0
+    #: `redline serve` / `proxy`: put the repository's N most frequent recurring lint and review red lines into
+    #: every prompt as hints (0 = off): the fallback for a model that cannot learn from the feedback yet
+    serve_hints: int = 0
     #: the config file that was read, if any
     source: Path | None = None
 

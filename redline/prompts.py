@@ -7,6 +7,7 @@ imports without torch.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from redline.records import Generation, Prompt
@@ -73,3 +74,27 @@ def encode(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
 def student_prompt_ids(tokenizer: Any, prompt: Generation | Prompt | str) -> list[int]:
     text, special = render_student(tokenizer, prompt)
     return encode(tokenizer, text, special)
+
+
+_COMMENT = {
+    **dict.fromkeys(("py", "sh", "bash", "rb", "pl", "r", "yaml", "yml", "toml", "jl", "ex", "exs", "nim"), "#"),
+    **dict.fromkeys(("js", "jsx", "ts", "tsx", "java", "c", "h", "cc", "cpp", "hpp", "cs", "go", "rs", "swift",
+                     "kt", "kts", "scala", "php", "dart", "zig", "v", "sol"), "//"),
+    **dict.fromkeys(("sql", "lua", "hs", "elm", "ada"), "--"),
+    **dict.fromkeys(("lisp", "clj", "el", "scm"), ";;"),
+}
+
+
+def comment_prefix(path: str | None) -> str:
+    """The line-comment marker of a file's language, by its extension (`#` when unknown)."""
+    return _COMMENT.get(PurePosixPath(path or "").suffix.lstrip(".").lower(), "#")
+
+
+def comment_block(prefix: str, lines: list[str], path: str | None) -> str:
+    """`prefix` with `lines` as a comment block just above the cursor's line, at that line's indentation: where a
+    code model reads a note about the code it is about to write."""
+    mark = comment_prefix(path)
+    head, _, line = prefix.rpartition("\n")
+    indent = line[: len(line) - len(line.lstrip())]
+    block = "".join(f"{indent}{mark} {b}".rstrip() + "\n" for b in lines)
+    return (head + "\n" if prefix.count("\n") else "") + block + line

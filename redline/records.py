@@ -1,8 +1,9 @@
 """The record schema: generations (what the model saw and wrote) and feedback (what was said about it).
 
-Records are plain dataclasses that serialise to JSON-safe dicts. `from_dict` validates every field and raises
-`RecordError` naming the field, so an import or a client message with a wrong type never reaches the queue.
-The schema is documented in docs/records.md; bump SCHEMA_VERSION when a field changes meaning.
+Records are plain dataclasses that serialise to JSON-safe dicts (the field-by-field walk is `redline.codec`).
+`from_dict` validates every field and raises `RecordError` naming the field, so an import or a client message
+with a wrong type never reaches the queue. The schema is documented in docs/records.md; bump SCHEMA_VERSION when
+a field changes meaning.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 import time
-import types
 import typing
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
+from redline.codec import check_value, from_jsonable, to_json, to_jsonable
 from redline.errors import RecordError
 
 SCHEMA_VERSION = 1
@@ -36,12 +36,8 @@ SEVERITY_RANK: dict[str, int] = {"error": 0, "warning": 1, "info": 2, "hint": 3}
 #: ids: a UUIDv7 as 32 hex chars is what Redline writes; any 1-128 chars of letters, digits and `._:+-` (starting
 #: with a letter or digit) is accepted, so other tools' ids fit but no path, space or control character does
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}")
-#: SQLite's INTEGER range: a larger number cannot be stored in a column (and is no line number or token id)
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 #: positions are LSP's unsigned 31-bit integers
 MAX_POSITION = 2**31 - 1
-#: nesting deeper than this in `meta`/`sampling` is refused (nothing real nests so deep)
-MAX_DEPTH = 64
 _FOREIGN_PATH = re.compile(r"^(?:[A-Za-z]:|[\\/])|[\\/]{2}|\x00")
 
 
@@ -107,7 +103,7 @@ class Prompt:
 
     def canonical(self) -> str:
         """A stable string for hashing (the held-out split and duplicate detection)."""
-        return json.dumps(_to_jsonable(self), sort_keys=True, ensure_ascii=False)
+        return json.dumps(to_jsonable(self), sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(slots=True)
@@ -163,11 +159,11 @@ class Generation:
             self.split = heldout_split(self.repo_id, self.prompt, heldout_fraction)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_jsonable(self)
+        return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> Generation:
-        return validate(_from_jsonable(cls, data, "generation"), "generation")
+        return validate(from_jsonable(cls, data, "generation"), "generation")
 
 
 @dataclass(slots=True)
@@ -221,11 +217,11 @@ class Feedback:
                                    meta={**self.meta, **{k: v for k, v in meta.items() if v is not None}})
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_jsonable(self)
+        return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> Feedback:
-        return validate(_from_jsonable(cls, data, "feedback"), "feedback")
+        return validate(from_jsonable(cls, data, "feedback"), "feedback")
 
 
 @dataclass(slots=True)
@@ -241,11 +237,11 @@ class Span:
     updated_at: str = field(default_factory=utc_now)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_jsonable(self)
+        return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> Span:
-        return validate(_from_jsonable(cls, data, "span"), "span")
+        return validate(from_jsonable(cls, data, "span"), "span")
 
 
 def source_family(kind: str, source: str) -> str:
@@ -318,134 +314,6 @@ def check_range(rng: Range, where: str) -> None:
         raise RecordError(f"{where} has a position outside 0..{MAX_POSITION}", fix="send 0-based lines and columns")
     if (rng.end_line, rng.end_col) < (rng.start_line, rng.start_col):
         raise RecordError(f"{where} ends before it starts", fix="send start <= end")
-
-
-def check_value(value: Any, where: str, depth: int = 0) -> None:
-    """Every string valid Unicode, every integer within 64 bits, every float finite, nesting bounded."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise RecordError(f"{where} holds a lone surrogate (U+{ord(value[exc.start]):04X}) at character "
-                              f"{exc.start}", fix="send valid Unicode text") from None
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise RecordError(f"{where} is an integer too large to store", fix="send numbers within 64 bits")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise RecordError(f"{where} is {value}, not a finite number", fix="send finite numbers (JSON has no NaN)")
-    elif depth > MAX_DEPTH:
-        raise RecordError(f"{where} is nested deeper than {MAX_DEPTH} levels", fix="flatten the value")
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            check_value(k, f"{where} key", depth + 1)
-            check_value(v, f"{where}.{k}" if isinstance(k, str) and len(k) < 40 else f"{where}[…]", depth + 1)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            check_value(v, f"{where}[{i}]", depth + 1)
-    elif (names := _field_names(type(value))) is not None:
-        for n in names:
-            check_value(getattr(value, n), f"{where}.{n}", depth + 1)
-
-
-# --- (de)serialisation -----------------------------------------------------------------------------------------
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...] | None:
-    names = _FIELD_NAMES.get(cls)
-    if names is None and dataclasses.is_dataclass(cls):
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
-
-
-def _to_jsonable(obj: Any) -> Any:
-    names = _field_names(type(obj))
-    if names is not None:
-        return {n: _to_jsonable(getattr(obj, n)) for n in names}
-    if isinstance(obj, list):
-        return [_to_jsonable(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    return obj
-
-
-def _json_default(obj: Any) -> Any:
-    names = _field_names(type(obj))
-    return str(obj) if names is None else {n: getattr(obj, n) for n in names}
-
-
-def to_json(record: Any) -> str:
-    """A record as compact JSON; the C encoder walks it, calling back only for nested records (fast path)."""
-    return json.dumps(record, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-
-
-def _from_jsonable(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise RecordError(f"{where} must be a JSON object, got {type(data).__name__}", fix="check the record")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(names)
-    if unknown:
-        raise RecordError(f"{where} has unknown field(s) {sorted(unknown)}", fix="see docs/records.md")
-    kwargs: dict[str, Any] = {}
-    hints = _hints(cls)
-    for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        missing = [n for n, f in names.items() if n not in data and _required(f)]
-        raise RecordError(f"{where} is missing {missing or exc}", fix="see docs/records.md") from None
-
-
-def _required(f: dataclasses.Field) -> bool:
-    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-
-
-_HINT_CACHE: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINT_CACHE:
-        _HINT_CACHE[cls] = typing.get_type_hints(cls)
-    return _HINT_CACHE[cls]
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            if type(None) in args:
-                return None
-            raise RecordError(f"{where} must not be null", fix="give a value")
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where)
-    if origin is Literal:
-        if value not in args:
-            raise RecordError(f"{where} must be one of {list(args)}, got {value!r}", fix="see docs/records.md")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise RecordError(f"{where} must be a list", fix="see docs/records.md")
-        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise RecordError(f"{where} must be an object", fix="see docs/records.md")
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _from_jsonable(hint, value, where)
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (str, int, float, bool) and (type(value) is not hint):
-        raise RecordError(f"{where} must be {hint.__name__}, got {type(value).__name__}", fix="see docs/records.md")
-    return value
 
 
 __all__ = [

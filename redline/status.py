@@ -44,6 +44,8 @@ class AdapterStatus:
     path: str | None = None
     gate_passed: bool | None = None
     gate: tuple[GateFigure, ...] = ()
+    #: the gate's verdict in a user's words ("v0007 fixes 11 of 16 held-out red lines …: promoted")
+    summary: str | None = None
 
     def figures(self) -> str:
         return ", ".join(g.text() for g in self.gate)
@@ -58,6 +60,8 @@ class LastTraining:
     reason: str | None = None
     version: str | None = None
     records: int = 0
+    #: the hindsight probe's one line: what the model fixed when shown the feedback, and what followed
+    probe: str | None = None
 
 
 @dataclass(frozen=True)

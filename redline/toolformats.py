@@ -125,7 +125,3 @@ def ruff_row(row: Any, where: str) -> ToolDiagnostic:
     fix_meta = {"applicability": fix.get("applicability"), "message": fix.get("message")} \
         if isinstance(fix, dict) else None
     return ToolDiagnostic(filename or "", rng, severity, message, code, fix=fix_meta)
-
-
-def is_syntax_error(diagnostic: ToolDiagnostic) -> bool:
-    return diagnostic.code in _SYNTAX_CODES

@@ -19,9 +19,9 @@ from typing import IO, Any
 
 from redline.config import Config
 from redline.errors import RecordError
-from redline.ledger import attribute_feedback, prepare_generation
-from redline.queue.store import Store
-from redline.records import Feedback, Generation, Span
+from redline.ledger import record
+from redline.queue.protocol import Store
+from redline.records import Feedback, Generation
 
 #: longest accepted line; a longer one is almost certainly not a record (and would exhaust memory)
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -39,6 +39,8 @@ class ImportResult:
     generations: int
     feedback: int
     duplicates: int
+    #: records set aside because another process held the queue (merged on its next open)
+    spooled: int = 0
 
 
 def read_records(path: Path) -> Iterator[tuple[int, Generation | None, list[Feedback]]]:
@@ -95,7 +97,6 @@ def import_jsonl(store: Store, config: Config, path: str | os.PathLike[str]) -> 
     """Validate the whole file, then queue it in one transaction. Re-importing the same file adds nothing."""
     path = Path(path)
     generations: list[Generation] = []
-    spans: list[Span] = []
     feedback: list[Feedback] = []
     lines = 0
     seen: dict[str, tuple[int, str]] = {}
@@ -110,15 +111,15 @@ def import_jsonl(store: Store, config: Config, path: str | os.PathLike[str]) -> 
             if first[0] != lineno:
                 feedback.extend(fb.attributed_to(gen.id) if fb.generation_id is None else fb for fb in fbs)
                 continue
-            spans.extend(prepare_generation(config, gen))
             generations.append(gen)
             fbs = [fb.attributed_to(gen.id) if fb.generation_id is None else fb for fb in fbs]
         feedback.extend(fbs)
-    feedback = attribute_feedback(store, config, feedback)
     try:
-        added = store.add(generations=generations, feedback=feedback, spans=spans)
+        added = record(store, config, generations=generations, feedback=feedback)
     except RecordError as exc:  # refused by the queue's own check: name the file
         raise RecordError(exc.message, fix=exc.fix, path=exc.path or path) from None
+    if added.spooled:
+        return ImportResult(lines, 0, 0, 0, spooled=len(generations) + len(feedback))
     duplicates = len(generations) - added.generations + len(feedback) - added.feedback
     return ImportResult(lines, added.generations, added.feedback, duplicates)
 

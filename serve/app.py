@@ -28,6 +28,7 @@ from redline.config import Config
 from redline.errors import NotFound, RedlineError, UpstreamError
 from redline.records import new_id
 from redline.serve import answers, shapes
+from redline.serve.hinting import Hints
 from redline.serve.recording import record_served, served_generation
 from redline.serve.shapes import BadRequest, GenRequest
 
@@ -58,6 +59,12 @@ class Served:
     state: str = "serving"
     reason: str = ""
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "redline-gen"))
+    #: `serve_hints`: the repository's recurring red lines, put into every prompt (None = off)
+    hints: Hints | None = None
+
+    def __post_init__(self) -> None:
+        if self.hints is None and self.config.serve_hints:
+            self.hints = Hints(self.store, self.config.serve_hints)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -198,6 +205,8 @@ class _Job:
             engine = _engine(self.served)
             engine.sync()
             version = engine.resolve(self.req.model)
+            if self.served.hints is not None:
+                self.served.hints.apply(self.req)
             prep = engine.prepare(self.req)
         except BaseException as exc:
             self.loop.call_soon_threadsafe(_settle, self.ready, exc)

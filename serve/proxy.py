@@ -30,6 +30,7 @@ from redline.errors import ConfigError, QueueBusy, RedlineError, UpstreamError
 from redline.records import new_id
 from redline.serve import answers, shapes
 from redline.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for
+from redline.serve.hinting import Hints
 from redline.serve.recording import record_served, served_generation
 from redline.serve.shapes import BadRequest, GenRequest
 
@@ -71,9 +72,13 @@ class Proxy:
     client: httpx.AsyncClient = field(init=False)
     _loaded: set[str] = field(default_factory=set)
     _urls: dict[str, httpx.URL] = field(default_factory=dict)
+    #: `serve_hints`: the repository's recurring red lines, put into every prompt forwarded (None = off)
+    hints: Hints | None = None
 
     def __post_init__(self) -> None:
         self.client = httpx.AsyncClient(transport=self.transport, timeout=TIMEOUT)
+        if self.hints is None and self.config.serve_hints:
+            self.hints = Hints(self.store, self.config.serve_hints)
 
     @property
     def upstream_model(self) -> str | None:
@@ -119,6 +124,9 @@ class Proxy:
         if root is not None and self.base_model and not same_model(root, self.base_model):
             raise BadRequest(f"model {req.model!r} is not this repo's base model {self.base_model}: "
                              "ask for the base model")
+        if self.hints is not None:
+            hinted = await asyncio.to_thread(self.hints.apply, req, json.loads(raw))
+            raw = json.dumps(hinted).encode() if req.meta.get("hints") else raw
         if self.vllm and req.endpoint.startswith("openai"):
             routed = await asyncio.to_thread(self.vllm_adapter)
             if routed is not None:
@@ -192,6 +200,9 @@ class Proxy:
         await asyncio.to_thread(self.record, req, gid, completion)
 
     def record(self, req: GenRequest, gid: str, completion: str, *, store: Any = None) -> None:
+        """Queue the answer's generation; given the quick `store`, a busy queue raises `QueueBusy` (the caller
+        tries again on a thread) where the main store's busy queue spools it."""
+        quick = store is not None
         store = self.store if store is None else store
         meta: dict[str, Any] = {"upstream": self.upstream, "proxy": True}
         prompt = req.prompt()
@@ -205,7 +216,7 @@ class Proxy:
         generation = served_generation(req, gid=gid, prompt=prompt, completion=completion,
                                        model=self.base_model or req.model or self.upstream_model or "upstream",
                                        meta=meta, adapter_version=req.routed_version)
-        record_served(store, self.config, req, generation)
+        record_served(store, self.config, req, generation, spool="never" if quick else "if busy")
 
 
 def upstream_models(upstream: str) -> dict[str, str]:

@@ -5,11 +5,11 @@ user's reply to an answer Redline recorded earlier; the rule lives in `conversat
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from redline.config import Config
-from redline.ledger import record_feedback, record_generation
-from redline.records import Generation, Insertion, ModelRef, Prompt
+from redline.ledger import record
+from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt
 from redline.serve.shapes import GenRequest
 
 log = logging.getLogger("redline.serve")
@@ -27,25 +27,23 @@ def served_generation(req: GenRequest, *, gid: str, prompt: Prompt, completion: 
                       insertion=Insertion(path=req.path) if req.path else None, meta=meta, **recorded)
 
 
-def record_served(store: Any, config: Config, req: GenRequest, generation: Generation) -> None:
-    """Queue the generation, then any feedback its chat history carries."""
-    record_generation(store, config, generation)
-    if req.format == "chat" and req.messages:
-        chat_feedback(store, config, req.messages)
+def record_served(store: Any, config: Config, req: GenRequest, generation: Generation, *,
+                  spool: Literal["if busy", "never"] = "if busy") -> None:
+    """Queue the generation and any feedback its chat history carries, in one write. With `spool="never"` a busy
+    queue raises `QueueBusy` (the proxy's quick try on the event loop, which then writes from a thread)."""
+    found = chat_feedback(store, config, req.messages) if req.format == "chat" and req.messages else []
+    record(store, config, generations=[generation], feedback=found, spool=spool)
 
 
-def chat_feedback(store: Any, config: Config, messages: list[dict[str, str]]) -> int:
-    """Record the feedback `feedback_from_history` finds in `messages`; 0 when that module is not installed.
+def chat_feedback(store: Any, config: Config, messages: list[dict[str, str]]) -> list[Feedback]:
+    """The feedback `feedback_from_history` finds in `messages` (none when that module is not installed).
     Never raises: feedback from history must not fail the answer it rides on."""
     try:
         from redline.serve.conversation import feedback_from_history
     except ImportError:
-        return 0
+        return []
     try:
-        found = list(feedback_from_history(store, config, messages))
-        if found:
-            record_feedback(store, config, found)
-        return len(found)
+        return list(feedback_from_history(store, config, messages))
     except Exception:
-        log.exception("could not record feedback from the chat history")
-        return 0
+        log.exception("could not read feedback from the chat history")
+        return []

@@ -45,17 +45,34 @@ def generate(model: Any, tokenizer: Any, generation_or_prompt: Generation | Prom
     return [decode(tokenizer, o) for o in outs]
 
 
+def probe_model(model_path: str | Path, examples: Sequence[TrainingExample], config: TrainConfig | None = None,
+                *, repo_root: Path | None = None, device: str | None = None) -> Any:
+    """The hindsight probe (`probe.py`) of the base model on these records, as `redline train` runs it before
+    training: what the model fixes when shown the feedback, per strategy (for `redline doctor`)."""
+    from redline.evidence import Judge
+    from redline.trainer.contexts import Rendering
+    from redline.trainer.model import fit_to_model, load_base
+    from redline.trainer.probe import probe
+
+    config = config or TrainConfig()
+    model, tokenizer = load_base(model_path, device=device, quantize=config.quantize)
+    config = fit_to_model(config, model)
+    with Judge(repo_root) as judge:
+        return probe(model, tokenizer, examples, Rendering.of(config), judge, limit=config.probe_records or 16,
+                     batch_size=config.batch_size)
+
+
 def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], config: TrainConfig | None = None
                   ) -> dict[str, Any]:
     """What a run would train on, without loading the model: counts, token totals, one rendered student and
     teacher context (for `redline train --dry-run`)."""
     from transformers import AutoTokenizer
 
-    from redline.trainer.contexts import build_pair
+    from redline.trainer.contexts import Rendering, build_pair
     from redline.trainer.data import balance_accepted
     from redline.trainer.errors import ModelNotAvailable
     from redline.trainer.model import tokenizer_fingerprint
-    from redline.trainer.revisions import scores_rewrites
+    from redline.trainer.revisions import writes_rewrites
 
     config = config or TrainConfig()
     try:
@@ -65,8 +82,10 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
                                 fix=f"fetch it once with `hf download {model_path}`") from None
     fp = tokenizer_fingerprint(tok)
     chosen = balance_accepted(examples, config.seed)
+    rendering = Rendering.of(config)
     pairs = [p for i, ex in enumerate(chosen)
-             if (p := build_pair(tok, i, ex.generation, ex.feedback, config, fingerprint=fp))]
+             if (p := build_pair(tok, i, ex.generation, ex.feedback, rendering, fingerprint=fp,
+                                 anchors=config.use_passed_anchors))]
     plan: dict[str, Any] = {
         "records": len(examples), "trainable": len(pairs), "skipped": len(chosen) - len(pairs),
         "anchors": sum(p.anchor for p in pairs), "accepted_left_out": len(examples) - len(chosen),
@@ -76,8 +95,7 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
         "completion_tokens": sum(len(p.completion_ids) for p in pairs),
         "method": config.method, "hindsight": config.hindsight,
         # written by the base model when training starts (not in a dry run): one per failed record
-        "teacher_rewrites": sum(not p.anchor for p in pairs)
-        if config.method == "sft-revision" or scores_rewrites(config) else 0,
+        "teacher_rewrites": sum(not p.anchor for p in pairs) if writes_rewrites(config) else 0,
     }
     example = next((p for p in pairs if not p.anchor), None)
     if example is not None:
@@ -88,5 +106,6 @@ def plan_training(model_path: str | Path, examples: Sequence[TrainingExample], c
 
 
 __all__ = [
-    "TrainConfig", "TrainResult", "TrainingExample", "generate", "load_for_inference", "plan_training", "train",
+    "TrainConfig", "TrainResult", "TrainingExample", "generate", "load_for_inference", "plan_training",
+    "probe_model", "train",
 ]

@@ -49,17 +49,6 @@ def collate(prompts: Sequence[list[int]], completions: Sequence[list[int]], *, p
     return Batch(ids.to(device), mask.to(device), positions.to(device), comp.to(device), comp_mask.to(device))
 
 
-def completion_logits(model: Any, batch: Batch) -> torch.Tensor:
-    """Logits [B, C, V] at the positions that predict each completion token (padded slots included); for
-    generation-side code and tests. Training and the gate use `completion_hidden` + `OutputHead`."""
-    c = batch.completion_ids.shape[1]
-    width = batch.input_ids.shape[1]
-    keep = torch.arange(width - c - 1, width - 1, device=batch.input_ids.device)  # a contiguous [B, C, V] result
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                logits_to_keep=keep, use_cache=False)
-    return out.logits
-
-
 def completion_hidden(model: Any, batch: Batch) -> torch.Tensor:
     """Final hidden states [N, H] at the N positions that predict a real completion token, row by row (the
     order of `batch.completion_ids[batch.completion_mask]`). LoRA layers and `disable_adapter` act as usual:
@@ -158,6 +147,15 @@ def schedule(pairs: Sequence[Pair], *, batch_size: int, seed: int, steps: int) -
         out += batches
         epoch += 1
     return out[:steps]
+
+
+def with_rewrites(plan: list[list[int]], pairs: Sequence[Pair], records: int) -> list[list[int]]:
+    """Each step's pair indices plus those of the rewrites of the same records (pairs[records:]): a record's
+    rewrite rides in the same optimizer step as its attempt."""
+    rewrites: dict[int, list[int]] = {}
+    for j in range(records, len(pairs)):
+        rewrites.setdefault(pairs[j].index, []).append(j)
+    return [[*step, *(j for i in step for j in rewrites.get(pairs[i].index, []))] for step in plan]
 
 
 def micro_batches(indices: Sequence[int], pairs: Sequence[Pair], micro: int) -> list[list[int]]:

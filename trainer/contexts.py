@@ -10,30 +10,52 @@ Too long for `max_length`: the feedback is cut first, then the oldest prompt tok
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redline.prompts import chat_text, encode, fim_text, message_dict, render_student, student_prompt_ids
+from redline.prompts import (
+    chat_text,
+    comment_block,
+    encode,
+    fim_text,
+    fim_tokens,
+    message_dict,
+    render_student,
+    student_prompt_ids,
+)
 from redline.records import Generation
-from redline.trainer.config import TrainConfig
 from redline.trainer.feedback_text import aggregate, is_accepted, truncate_text
+
+if TYPE_CHECKING:
+    from redline.trainer.config import TrainConfig
 
 log = logging.getLogger("redline.trainer")
 
 REPROMPT_FEEDBACK = "The following is feedback from your unsuccessful earlier attempt:"
 REPROMPT_SOLVE = "Correctly solve the original question."
+REPROMPT_CODE = "Write the code again, correctly."
 DEFAULT_TEMPLATE = REPROMPT_FEEDBACK + "\n{feedback}\n" + REPROMPT_SOLVE + "\n\n{prompt}"
 
-_COMMENT = {
-    **dict.fromkeys(("py", "sh", "bash", "rb", "pl", "r", "yaml", "yml", "toml", "jl", "ex", "exs", "nim"), "#"),
-    **dict.fromkeys(("js", "jsx", "ts", "tsx", "java", "c", "h", "cc", "cpp", "hpp", "cs", "go", "rs", "swift",
-                     "kt", "kts", "scala", "php", "dart", "zig", "v", "sol"), "//"),
-    **dict.fromkeys(("sql", "lua", "hs", "elm", "ada"), "--"),
-    **dict.fromkeys(("lisp", "clj", "el", "scm"), ";;"),
-}
 _MIN_FEEDBACK_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What turning a record into token ids needs, and nothing else: how the teacher sees the hindsight and how
+    long a sequence may be (the trainer's settings of the same names; the gate passes its adapter's)."""
+
+    hindsight: str
+    template: str | None
+    max_length: int
+    max_feedback_chars: int
+    append_eos: bool
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Rendering:
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
 
 @dataclass
@@ -62,10 +84,23 @@ class Pair:
 # -- rendering ---------------------------------------------------------------------------------------------------
 
 
-def render_teacher(tokenizer: Any, generation: Generation, feedback: str, config: TrainConfig) -> tuple[str, bool]:
-    """The student's context plus the hindsight, per strategy (see module doc)."""
-    strategy = resolve_strategy(tokenizer, generation, config)
+def render_teacher(tokenizer: Any, generation: Generation, feedback: str, rendering: Rendering) -> tuple[str, bool]:
+    """The student's context plus the hindsight, per strategy:
+
+    - `chat`: the chat's messages, then a user turn with SDPO's reprompt (the attempt itself is not pasted);
+    - `chat-turn`: for a code completion on a model with a chat template (an instruct model): a user turn with
+      the code as attempted and the feedback, then the assistant's turn starting with the prompt, where the
+      attempt's ids follow — what an instruct model reads as "here is what was wrong, write it again";
+    - `fim`: the feedback as a comment block above the cursor's line, inside the model's FIM format;
+    - `template`: `template`, else the model's own (`hindsight_template` in its tokenizer_config.json, as a chat
+      template ships there), else SDPO's reprompt before the prompt."""
+    strategy = resolve_strategy(tokenizer, generation, rendering)
     p = generation.prompt
+    if strategy == "chat-turn":
+        text, _ = render_student(tokenizer, generation)
+        user = (f"```\n{text}{generation.completion}\n```\n\n{REPROMPT_FEEDBACK}\n\n{feedback}\n\n"
+                f"{REPROMPT_CODE}")
+        return chat_text(tokenizer, [{"role": "user", "content": user}]) + text, False
     if strategy == "chat":
         reprompt = f"{REPROMPT_FEEDBACK}\n\n{feedback}\n\n{REPROMPT_SOLVE}"
         messages = [message_dict(m) for m in p.messages or []]
@@ -76,37 +111,52 @@ def render_teacher(tokenizer: Any, generation: Generation, feedback: str, config
             return chat_text(tokenizer, messages), False
     if strategy == "fim":
         path = generation.insertion.path if generation.insertion else ""
-        prefix = _with_comment_block(p.prefix or "", feedback, path)
+        lines = ["Feedback on an earlier attempt at the code below:", *feedback.splitlines(), "Write it correctly."]
+        prefix = comment_block(p.prefix or "", lines, path)
         return fim_text(tokenizer, prefix, p.suffix or ""), True
     text, special = render_student(tokenizer, generation)
-    template = config.template or DEFAULT_TEMPLATE
+    template = rendering.template or declared_template(tokenizer) or DEFAULT_TEMPLATE
     return template.format(prompt=text, feedback=feedback, completion=generation.completion), special
 
 
-def resolve_strategy(tokenizer: Any, generation: Generation, config: TrainConfig) -> str:
-    """`auto` → chat for chat prompts with messages and a chat template, fim for fim prompts, else template.
-    An explicit strategy the record cannot support falls back to template."""
+def declared_template(tokenizer: Any) -> str | None:
+    """The hindsight template a model ships in its tokenizer_config.json (`hindsight_template`), if any."""
+    value = (getattr(tokenizer, "init_kwargs", None) or {}).get("hindsight_template")
+    return value if isinstance(value, str) and "{prompt}" in value and "{feedback}" in value else None
+
+
+def supported(tokenizer: Any, generation: Generation) -> list[str]:
+    """The strategies a record supports on this tokenizer, in the order `auto` prefers them."""
     fmt, p = generation.prompt_format, generation.prompt
-    can_chat = fmt == "chat" and bool(p.messages) and bool(getattr(tokenizer, "chat_template", None))
-    if config.hindsight == "chat" or (config.hindsight == "auto" and fmt == "chat"):
-        return "chat" if can_chat else "template"
-    if config.hindsight == "fim" or (config.hindsight == "auto" and fmt == "fim"):
-        return "fim" if p.prefix is not None else "template"
-    return "template"
+    has_chat = bool(getattr(tokenizer, "chat_template", None))
+    out = []
+    if fmt == "chat" and p.messages and has_chat:
+        out.append("chat")
+    if has_chat and (fmt == "raw" or (fmt == "fim" and fim_tokens(tokenizer) is None)):
+        out.append("chat-turn")  # a FIM model reads its feedback best in its own FIM format
+    if fmt == "fim" and p.prefix is not None:
+        out.append("fim")
+    return [*out, "template"]
 
 
-def comment_prefix(path: str) -> str:
-    return _COMMENT.get(PurePosixPath(path).suffix.lstrip(".").lower(), "#")
+def resolve_strategy(tokenizer: Any, generation: Generation, rendering: Rendering) -> str:
+    """`auto` → the first strategy the record supports (`supported`); an explicit one it cannot support falls
+    back to `chat` for a chat record asked for `chat-turn`, else to `template`. The trainer's probe replaces
+    `auto` by the strategy it measured best before training (`probe.py`)."""
+    choices = supported(tokenizer, generation)
+    wanted = choices[0] if rendering.hindsight == "auto" else rendering.hindsight
+    if wanted in choices:
+        return wanted
+    return "chat" if wanted == "chat-turn" and "chat" in choices else "template"
 
 
-def _with_comment_block(prefix: str, feedback: str, path: str) -> str:
-    """Insert the feedback as a comment block just above the cursor's line, at that line's indentation."""
-    mark = comment_prefix(path)
-    head, _, line = prefix.rpartition("\n")
-    indent = line[: len(line) - len(line.lstrip())]
-    body = ["Feedback on an earlier attempt at the code below:", *feedback.splitlines(), "Write it correctly."]
-    block = "".join(f"{indent}{mark} {b}".rstrip() + "\n" for b in body)
-    return (head + "\n" if prefix.count("\n") else "") + block + line
+def strategies_for(tokenizer: Any, generations: Sequence[Generation], rendering: Rendering) -> list[str]:
+    """The strategies worth probing for these records: with `auto`, each one some record supports, in the order
+    `auto` prefers them; else the one configured."""
+    if rendering.hindsight != "auto":
+        return [rendering.hindsight]
+    found = {s for g in generations for s in supported(tokenizer, g)}
+    return [s for s in ("chat", "chat-turn", "fim", "template") if s in found]
 
 
 # -- token ids ---------------------------------------------------------------------------------------------------
@@ -123,23 +173,25 @@ def completion_ids(tokenizer: Any, generation: Generation, *, fingerprint: str |
     return ids, None
 
 
-def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: list[Any], config: TrainConfig, *,
-               fingerprint: str | None = None, target_ids: list[int] | None = None) -> Pair | None:
+def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: list[Any], rendering: Rendering, *,
+               fingerprint: str | None = None, target_ids: list[int] | None = None, anchors: bool = True
+               ) -> Pair | None:
     """Student/teacher/completion ids for one record, or None when it has nothing to teach.
 
-    `target_ids` replaces the completion (SFT baselines train on a revision or a human edit instead)."""
-    text = aggregate(feedback, max_chars=config.max_feedback_chars)
+    `target_ids` replaces the completion (SFT trains on a revision or a human edit instead); `anchors` = False
+    gives a passed record (an accept and nothing against it) no pair instead of an anchor."""
+    text = aggregate(feedback, max_chars=rendering.max_feedback_chars)
     passed = is_accepted(feedback)
-    if not text and not (passed and config.use_passed_anchors) and target_ids is None:
+    if not text and not (passed and anchors) and target_ids is None:
         return None  # SDPO: no feedback → zero loss; skip the record instead of computing zeros
     if target_ids is not None:
         comp, old = list(target_ids), None
     else:
-        comp, old = completion_ids(tokenizer, generation, fingerprint=fingerprint, append_eos=config.append_eos)
-    budget = config.max_length - len(comp)
+        comp, old = completion_ids(tokenizer, generation, fingerprint=fingerprint, append_eos=rendering.append_eos)
+    budget = rendering.max_length - len(comp)
     if budget < 8 or not comp:
         log.warning("record %s skipped: its completion (%d tokens) does not fit max_length %d",
-                    generation.id, len(comp), config.max_length)
+                    generation.id, len(comp), rendering.max_length)
         return None
     student = student_prompt_ids(tokenizer, generation)
     if not student:  # nothing predicts the first completion token
@@ -148,26 +200,26 @@ def build_pair(tokenizer: Any, index: int, generation: Generation, feedback: lis
     truncated = len(student) > budget
     student = _keep_tail(student, budget, tokenizer)
     if text:
-        teacher, cut = _teacher_ids(tokenizer, generation, text, config, budget)
+        teacher, cut = _teacher_ids(tokenizer, generation, text, rendering, budget)
         truncated = truncated or cut
     else:
         teacher = list(student)
     if truncated:
         log.info("record %s truncated to fit max_length %d (feedback first, then oldest prompt text)",
-                 generation.id, config.max_length)
+                 generation.id, rendering.max_length)
     return Pair(index, student, teacher, comp, old, anchor=not text, truncated=truncated,
                 adapter_version=generation.adapter_version)
 
 
-def _teacher_ids(tokenizer: Any, generation: Generation, feedback: str, config: TrainConfig, budget: int
+def _teacher_ids(tokenizer: Any, generation: Generation, feedback: str, rendering: Rendering, budget: int
                  ) -> tuple[list[int], bool]:
-    text, special = render_teacher(tokenizer, generation, feedback, config)
+    text, special = render_teacher(tokenizer, generation, feedback, rendering)
     ids = encode(tokenizer, text, special)
     cut = False
     chars = len(feedback)
     while len(ids) > budget and chars > _MIN_FEEDBACK_CHARS:
         chars = max(_MIN_FEEDBACK_CHARS, int(chars * min(0.75, budget / len(ids))))
-        text, special = render_teacher(tokenizer, generation, truncate_text(feedback, chars), config)
+        text, special = render_teacher(tokenizer, generation, truncate_text(feedback, chars), rendering)
         ids = encode(tokenizer, text, special)
         cut = True
     if len(ids) > budget:

@@ -6,12 +6,13 @@ from redline.errors import NotFound, RedlineError
 
 
 class TrainError(RedlineError):
-    """Training cannot start or cannot go on (no usable records, no checker for `scalar`, a bad checkpoint)."""
+    """Training cannot start or cannot go on (no usable records, a bad checkpoint)."""
+
+
+class NothingToLearn(TrainError):
+    """The hindsight probe found that the model fixes (almost) none of its mistakes when shown the feedback:
+    self-distillation could teach it nothing, so no night is spent on it."""
 
 
 class ModelNotAvailable(NotFound):
     """The base model is neither a local directory nor in the local Hugging Face cache; we never download."""
-
-
-class GateRefused(RedlineError):
-    """The evaluation gate refused an adapter (its reasons are in the message)."""

@@ -1,22 +1,23 @@
-"""The evaluation gate: an adapter is promoted only if, on held-out records, it changed behaviour towards the
-hindsight teacher beyond noise, without losing what the base already did right.
+"""The evaluation gate: an adapter is promoted only when its answers are better, on held-out records, beyond noise.
 
-Measured per held-out record, "before" (the adapter served now, or the base) against "after" (the new adapter),
-on one copy of the base weights; the teacher is always the base shown the feedback. Every comparison is paired
-by record, with a bootstrap confidence interval of the mean change over records, so a change within noise
-counts as no change:
+It judges behaviour. Each held-out record's prompt is answered again, greedily, by "before" (the adapter served
+now, or the base) and by "after" (the new adapter), on one copy of the base weights (`replay.py`), and every
+answer is judged by the evidence that drew the record's red line (`redline.evidence`: the tool rerun on the answer
+in a scratch copy, the feedback's own criterion; where neither can judge, the teacher's greedy correction as the
+reference). Paired by record, with a bootstrap interval of the mean change, so a change within noise is none:
 
-- **fixes** (must rise beyond noise): on failed records, at the completion positions where the teacher's
-  arg-max differs from the attempt's token, the share where the student's arg-max equals the teacher's;
-- **retention** (must not fall beyond noise): log-prob per token of the accepted completions of held-out passed
-  (`accept`) records; and of human edits, when there are any;
-- perplexity on the team's own code must not rise more than `max_ppl_increase` (when there is code to read; the
-  report says so when there is not);
-- informational: KL(teacher‖student) and the failed attempts' log-prob, with their intervals.
+- **red lines fixed** (must rise beyond noise): the share of held-out records with a red line whose red line no
+  longer comes back;
+- **accepted answers kept** (must not fall beyond noise): the share of held-out accepted records whose answer
+  still passes (the same answer, or one the accept's recorded check passes);
+- **perplexity on your code** must not rise more than `max_ppl_increase` (a guard on the team's own files);
+- a forgetting alarm, KL(base ‖ after) on the held-out prompts, and the teacher-forced figures of before
+  (`gate_proxies.py`) are reported, not decided on: they move with any change of confidence, even when every
+  answer stays the same.
 
-Refused outright, with the reason: a base model that predicts the held-out completions no better than chance
-(random or untrained weights: nothing it learns can be judged), a teacher that agrees with every token of the
-failed attempts (no signal), and too few records to tell a change from noise.
+Below `min_records` judged records with a red line the gate says "not judged" and keeps the current adapter
+(`redline adapters promote` overrides); a base that predicts the held-out completions no better than chance is
+refused with the reason.
 """
 
 from __future__ import annotations
@@ -27,28 +28,23 @@ import random
 import statistics
 import subprocess
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from redline.prompts import encode
-from redline.trainer.batching import OutputHead, collate, completion_hidden
+from redline.evidence import Judge, Verdict
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair
+from redline.trainer.contexts import Rendering, build_pair
 from redline.trainer.data import TrainingExample
-from redline.trainer.feedback_text import correction_of, is_accepted
-from redline.trainer.losses import CHUNK, divergence, token_logprobs
+from redline.trainer.feedback_text import is_accepted, is_passed
 
 #: metric names (the rows of the report; the status line and `redline eval` show them)
-FIXES = "fixes on failed records"
-RETENTION = "log-prob of passed records"
-EDITS = "log-prob of human edits"
-PERPLEXITY = "perplexity on human code"
-KL = "KL(teacher‖student) held-out"
-FAILED = "log-prob of failed attempts"
+FIXED = "red lines fixed"
+KEPT = "accepted answers kept"
+PERPLEXITY = "perplexity on your code"
+DRIFT = "KL(base‖adapter) on your prompts"
+TF_FIXES = "teacher-forced fixes (info)"
+TF_RETENTION = "log-prob of accepted answers (info)"
 
 
 @dataclass
@@ -56,8 +52,8 @@ class GateThresholds:
     max_ppl_increase: float = 0.02
     #: one-sided confidence that a change is real (bootstrap over held-out records)
     confidence: float = 0.95
-    #: fewest held-out failed records with a teacher/attempt disagreement to judge by
-    min_records: int = 4
+    #: fewest judged held-out records with a red line to decide by ("not judged" below it)
+    min_records: int = 8
     #: a base whose held-out negative log-likelihood is above this share of ln(vocabulary) is treated as random
     chance_share: float = 0.75
     bootstrap_samples: int = 2000
@@ -67,21 +63,55 @@ class GateThresholds:
 class GateReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     passed: bool = False
+    #: "promoted", "refused" or "not judged" (set by the decision)
+    verdict: str = ""
     reasons: list[str] = field(default_factory=list)
     #: what the gate could not check, and why (e.g. no human code for the perplexity guard)
     notes: list[str] = field(default_factory=list)
+    #: per rule (the finding's code or test id): held-out records, fixed before, fixed after
+    by_rule: list[dict[str, Any]] = field(default_factory=list)
+    #: how the answers were judged (e.g. "ruff 0.6.9 rerun": 12), so a user sees what the verdict rests on
+    judged_by: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def row(self, metric: str) -> dict[str, Any] | None:
+        return next((r for r in self.rows if r["metric"] == metric), None)
+
+    def summary(self, version: str | None = None) -> str:
+        """One line in a user's words: what the adapter fixes and keeps, and what the gate did."""
+        who = version or "the adapter"
+        parts = []
+        fixed = self.row(FIXED)
+        if fixed is not None:
+            change = fixed["after"] - fixed["before"]
+            parts.append(f"{who} fixes {fixed['after_count']} of {fixed['n']} held-out red lines (before: "
+                         f"{fixed['before_count']}; {change:+.0%}, {fixed['confidence']:.0%} interval "
+                         f"{fixed['ci_low']:+.0%} to {fixed['ci_high']:+.0%})")
+        kept = self.row(KEPT)
+        if kept is not None:
+            parts.append(f"keeps {kept['after_count']} of {kept['n']} accepted answers "
+                         f"(before: {kept['before_count']})")
+        ppl = self.row(PERPLEXITY)
+        if ppl is not None:
+            parts.append(f"perplexity on your code {ppl['change']:+.0%}")
+        text = ", ".join(parts) or f"{who}: nothing held out to judge by"
+        why = "" if self.verdict == "promoted" else f" ({'; '.join(self.reasons)})"
+        return f"{text}: {self.verdict or 'not decided'}{why}"
+
     def table(self) -> str:
-        lines = [f"{'metric':<32}{'before':>10}{'after':>10}{'change':>10}  {'interval':<20}  rule"]
+        lines = [f"{'metric':<36}{'before':>10}{'after':>10}{'change':>10}  {'interval':<24}  rule"]
         for r in self.rows:
-            ci = "" if r.get("ci_low") is None else f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] n={r['n']}"
-            lines.append(f"{r['metric']:<32}{r['before']:>10.4f}{r['after']:>10.4f}{r['after'] - r['before']:>+10.4f}"
-                         f"  {ci:<20}  {r['rule']}{'' if r['ok'] else '  ✗'}")
+            ci = "" if r.get("ci_low") is None else f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] n={r['n']}"
+            lines.append(f"{r['metric']:<36}{r['before']:>10.4f}{r['after']:>10.4f}{r['after'] - r['before']:>+10.4f}"
+                         f"  {ci:<24}  {r['rule']}{'' if r['ok'] else '  ✗'}")
+        for rule in self.by_rule:
+            lines.append(f"  {rule['rule'][:60]:<60} fixed {rule['before']}/{rule['n']} → {rule['after']}/{rule['n']}")
+        if self.judged_by:
+            lines.append("judged by: " + ", ".join(f"{how} ({n})" for how, n in self.judged_by.items()))
         lines += [f"note: {n}" for n in self.notes]
-        lines.append("gate: " + ("passed" if self.passed else "refused — " + "; ".join(self.reasons)))
+        lines.append("gate: " + self.summary())
         return "\n".join(lines)
 
 
@@ -91,7 +121,10 @@ def gate_records(heldout: Sequence[TrainingExample], max_records: int) -> list[T
     accepted: list[TrainingExample] = []
     rest: list[TrainingExample] = []
     for ex in heldout:
-        (accepted if is_accepted(ex.feedback) else rest).append(ex)
+        if is_accepted(ex.feedback):
+            accepted.append(ex)
+        elif not is_passed(ex.feedback):
+            rest.append(ex)
     return rest[:max_records] + accepted[:max_records]
 
 
@@ -99,18 +132,57 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
                   human_texts: Sequence[str] | None = None, repo_root: Path | None = None,
                   thresholds: GateThresholds | None = None, config: TrainConfig | None = None,
                   max_records: int = 64, max_human: int = 16, baseline_adapter: Path | None = None,
-                  device: str | None = None) -> GateReport:
+                  device: str | None = None, judge: Judge | None = None) -> GateReport:
     """Compare "before" (the base model, or `baseline_adapter` — the adapter served now) with base + the new
-    adapter on the held-out records and human code; the teacher is always the base model. See module doc."""
+    adapter on the held-out records (their answers, judged by `judge`, default: one over `repo_root`) and the
+    team's code. See the module doc."""
+    th = thresholds or GateThresholds()
+    if config is None:
+        saved = Path(adapter_dir) / "train_config.json"
+        config = TrainConfig.load(saved) if saved.is_file() else TrainConfig()
+    loaded = _load(model_path, adapter_dir, baseline_adapter, config, device)
+    records = gate_records(heldout, max_records)
+    failed = [ex for ex in records if not is_passed(ex.feedback)]
+    accepted = [ex for ex in records if is_accepted(ex.feedback)]
+    texts = (list(human_texts) if human_texts is not None
+             else default_human_texts(repo_root, max_human, config.gate_human_code))
+    report = GateReport()
+    owned = judge is None
+    judge = judge or Judge(repo_root)
+    try:
+        _judge_failed(report, loaded, failed, judge, th)
+        _judge_accepted(report, loaded, accepted, judge, th)
+    finally:
+        if owned:
+            judge.close()
+    _informational(report, loaded, failed, accepted, th)
+    _perplexity_guard(report, loaded, texts, config, th)
+    _decide(report)
+    return report
+
+
+# -- loading -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    rendering: Rendering
+    fingerprint: str
+    #: the adapter name of "before" ("base" = the adapter off)
+    before: str
+    batch_size: int
+
+
+def _load(model_path: str | Path, adapter_dir: Path, baseline_adapter: Path | None, config: TrainConfig,
+          device: str | None) -> _Loaded:
+    """One copy of the base with the new adapter ("default") and, when one is served, the current ("baseline")."""
     from peft import PeftModel
 
     from redline.trainer.identity import base_identity, check_base, read_adapter_meta
     from redline.trainer.model import fit_to_model, load_base
 
-    th = thresholds or GateThresholds()
-    if config is None:
-        saved = Path(adapter_dir) / "train_config.json"
-        config = TrainConfig.load(saved) if saved.is_file() else TrainConfig()
     base, tok = load_base(model_path, device=device, quantize=config.quantize)
     identity = base_identity(base, tok, model_path)
     for adapter in (adapter_dir, baseline_adapter):
@@ -118,94 +190,204 @@ def evaluate_gate(model_path: str | Path, adapter_dir: Path, heldout: Sequence[T
             check_base(read_adapter_meta(adapter), identity)
     config = fit_to_model(config, base)
     model = PeftModel.from_pretrained(base, str(adapter_dir))
-    before_mode = "base"
+    before = "base"
     if baseline_adapter is not None:
         model.load_adapter(str(baseline_adapter), adapter_name="baseline")
-        before_mode = "baseline"
+        before = "baseline"
     model.eval()
-    fp = identity["tokenizer_fingerprint"]
-    pad = tok.pad_token_id
-    # Score every record with the adapter's own hindsight rendering, ignoring the method it was trained with.
-    cfg = TrainConfig.from_dict({**config.to_dict(), "method": "self-distill", "use_passed_anchors": False,
-                                 "micro_batch": None})
-    batch = min(cfg.batch_size, 8)
+    # the adapter's own hindsight rendering (the teacher's correction, the teacher-forced figures)
+    return _Loaded(model, tok, Rendering.of(config), identity["tokenizer_fingerprint"], before,
+                   min(config.batch_size, 8))
 
-    records = gate_records(heldout, max_records)
-    failed = [p for i, ex in enumerate(records)
-              if (p := build_pair(tok, i, ex.generation, ex.feedback, cfg, fingerprint=fp))]
-    passed_ = [p for i, ex in enumerate(records) if is_accepted(ex.feedback)
-               if (p := build_pair(tok, i, ex.generation, [], cfg, fingerprint=fp,
-                                   target_ids=_completion_ids(tok, ex, cfg, fp))) is not None]
-    edits = []
-    for i, ex in enumerate(records):
-        text = correction_of(ex.feedback)
-        if text is not None:
-            target = encode(tok, text, False) + ([tok.eos_token_id] if tok.eos_token_id is not None else [])
-            if (p := build_pair(tok, i, ex.generation, [], cfg, target_ids=target)) is not None:
-                edits.append(p)
-    texts = (list(human_texts) if human_texts is not None
-             else default_human_texts(repo_root, max_human, config.gate_human_code))
 
-    report = GateReport()
-    stats = _Stats(th)
+def _mode(loaded: _Loaded, mode: str) -> Any:
+    from redline.trainer.gate_proxies import using
+
+    return lambda: using(loaded.model, mode)
+
+
+# -- behaviour ---------------------------------------------------------------------------------------------------
+
+
+def _answers(loaded: _Loaded, examples: Sequence[TrainingExample], mode: str) -> list[str]:
+    from redline.trainer.replay import answers, student_contexts
+
+    contexts = student_contexts(loaded.tokenizer, examples, loaded.rendering.max_length)
+    return answers(loaded.model, loaded.tokenizer, contexts, examples, using=_mode(loaded, mode),
+                   batch_size=loaded.batch_size)
+
+
+def _judge_failed(report: GateReport, loaded: _Loaded, failed: Sequence[TrainingExample], judge: Judge,
+                  th: GateThresholds) -> None:
+    """Replay the records with a red line: does it come back on before's answer, on after's?"""
     if not failed:
-        report.reasons.append("no held-out records with feedback to judge the adapter (collect more feedback)")
-    else:
-        before = _failed_metrics(model, failed, pad, mode=before_mode, batch_size=batch)
-        after = _failed_metrics(model, failed, pad, mode="default", batch_size=batch)
-        chance = math.log(max(2, _vocab(base)))
+        report.reasons.append(f"not judged: no held-out record with a red line, need {th.min_records} (collect "
+                              "more feedback)")
+        return
+    before = _answers(loaded, failed, loaded.before)
+    after = _answers(loaded, failed, "default")
+    b = [judge.verdict(ex.generation, ex.feedback, text) for ex, text in zip(failed, before, strict=True)]
+    a = [judge.verdict(ex.generation, ex.feedback, text) for ex, text in zip(failed, after, strict=True)]
+    undecided = [i for i in range(len(failed)) if b[i].clean is None or a[i].clean is None]
+    if undecided:  # nothing could rerun or read a criterion: the teacher's own correction is the reference
+        refs = _teacher_corrections(loaded, [failed[i] for i in undecided])
+        for i, ref in zip(undecided, refs, strict=True):
+            ex = failed[i]
+            b[i] = judge.verdict(ex.generation, ex.feedback, before[i], reference=ref)
+            a[i] = judge.verdict(ex.generation, ex.feedback, after[i], reference=ref)
+    pairs = [(i, bv, av) for i, (bv, av) in enumerate(zip(b, a, strict=True))
+             if bv.clean is not None and av.clean is not None]
+    for verdict in (*b, *a):
+        report.judged_by[verdict.how] = report.judged_by.get(verdict.how, 0) + 1
+    if len(pairs) < th.min_records:
+        report.reasons.append(f"not judged: {len(pairs)} held-out record(s) with a red line could be judged, need "
+                              f"{th.min_records} (the rest had nothing to rerun and no criterion in the feedback)")
+    if pairs:
+        _paired_row(report, FIXED, [float(bool(bv.clean)) for _, bv, _ in pairs],
+                    [float(bool(av.clean)) for _, _, av in pairs], "must rise beyond noise", th, rise=True)
+    rules: dict[str, list[int]] = {}
+    for i, bv, av in pairs:
+        got = rules.setdefault(_rule_of(failed[i]), [0, 0, 0])
+        got[0] += 1
+        got[1] += bool(bv.clean)
+        got[2] += bool(av.clean)
+    report.by_rule = [{"rule": r, "n": n, "before": x, "after": y}
+                      for r, (n, x, y) in sorted(rules.items(), key=lambda kv: -kv[1][0])]
+
+
+def _judge_accepted(report: GateReport, loaded: _Loaded, accepted: Sequence[TrainingExample], judge: Judge,
+                    th: GateThresholds) -> None:
+    """Held-out accepted records: is before's answer, and after's, still one that passes?"""
+    if not accepted:
+        report.notes.append("accepted answers not checked: no held-out record was accepted as written")
+        return
+    before = _answers(loaded, accepted, loaded.before)
+    after = _answers(loaded, accepted, "default")
+    pairs = []
+    for ex, bt, at in zip(accepted, before, after, strict=True):
+        bv, av = judge.verdict(ex.generation, ex.feedback, bt), judge.verdict(ex.generation, ex.feedback, at)
+        if bv.clean is None and av.clean is None:
+            continue
+        # an answer unchanged by the adapter keeps whatever before's did; a changed one with nothing to rerun fails
+        if av.clean is None:
+            av = Verdict(bv.clean if bt == at else False, "changed, nothing to rerun")
+        if bv.clean is None:
+            bv = Verdict(False, "changed, nothing to rerun")
+        pairs.append((bv, av))
+    if not pairs:
+        report.notes.append("accepted answers not checked: no held-out accepted record could be judged")
+        return
+    _paired_row(report, KEPT, [float(bool(b.clean)) for b, _ in pairs], [float(bool(a.clean)) for _, a in pairs],
+                "must not fall beyond noise", th, rise=False)
+
+
+def _teacher_corrections(loaded: _Loaded, examples: Sequence[TrainingExample]) -> list[str]:
+    """The base model's greedy answer with the hindsight in context: the reference where nothing else judges."""
+    from redline.prompts import encode
+    from redline.trainer.contexts import render_teacher
+    from redline.trainer.feedback_text import aggregate
+    from redline.trainer.replay import answers, budget_of
+
+    contexts = []
+    for ex in examples:
+        text, special = render_teacher(loaded.tokenizer, ex.generation,
+                                       aggregate(ex.feedback, max_chars=loaded.rendering.max_feedback_chars),
+                                       loaded.rendering)
+        contexts.append(encode(loaded.tokenizer, text, special)[-max(1, loaded.rendering.max_length
+                                                                    - budget_of(ex)):])
+    return answers(loaded.model, loaded.tokenizer, contexts, examples, using=_mode(loaded, "base"),
+                   batch_size=loaded.batch_size)
+
+
+def _rule_of(example: TrainingExample) -> str:
+    """The record's first red line, by its code or test id (else its first words)."""
+    for f in example.feedback:
+        if f.kind != "accept":
+            return f.rule or " ".join((f.message or f.kind).split()[:8])
+    return "?"
+
+
+# -- what is reported, not decided on ----------------------------------------------------------------------------
+
+
+def _informational(report: GateReport, loaded: _Loaded, failed: Sequence[TrainingExample],
+                   accepted: Sequence[TrainingExample], th: GateThresholds) -> None:
+    """The forgetting alarm and the teacher-forced figures; a base no better than chance is refused here."""
+    from redline.trainer import gate_proxies as gp
+
+    tok, r = loaded.tokenizer, loaded.rendering
+    pairs = [p for i, ex in enumerate(failed)
+             if (p := build_pair(tok, i, ex.generation, ex.feedback, r, fingerprint=loaded.fingerprint,
+                                 anchors=False))]
+    kept = [p for i, ex in enumerate(accepted)
+            if (p := build_pair(tok, i, ex.generation, [], r, fingerprint=loaded.fingerprint,
+                                target_ids=gp.completion_ids_of(tok, ex, r, loaded.fingerprint))) is not None]
+    if pairs:
+        before = gp.failed_metrics(loaded.model, pairs, tok.pad_token_id, mode=loaded.before,
+                                   batch_size=loaded.batch_size)
+        after = gp.failed_metrics(loaded.model, pairs, tok.pad_token_id, mode="default",
+                                  batch_size=loaded.batch_size)
+        chance = math.log(max(2, gp.vocab_size(loaded.model)))
         if before["nll"] > th.chance_share * chance:
             report.reasons.append(
                 f"the base model predicts the held-out completions no better than chance ({before['nll']:.2f} "
                 f"nats/token; chance is {chance:.2f}): random or untrained weights, nothing learnt can be judged")
+            report.verdict = "refused"
         judged = [i for i, fx in enumerate(before["fix"]) if fx is not None]
-        if not judged:
-            report.reasons.append("no signal: the hindsight teacher agrees with every token of the held-out failed "
-                                  "attempts (the model does not use this feedback in context)")
-        elif len(judged) < th.min_records:
-            report.reasons.append(f"only {len(judged)} held-out failed record(s) where the teacher disagrees with "
-                                  f"the attempt: too few to tell a change from noise (need {th.min_records})")
         if judged:
-            stats.row(report, FIXES, [before["fix"][i] for i in judged], [after["fix"][i] for i in judged],
-                      "must rise beyond noise", rise=True)
-        stats.row(report, KL, before["kl"], after["kl"], "info")
-        stats.row(report, FAILED, before["logp"], after["logp"], "info")
-    if passed_:
-        b = _logp_per_record(model, passed_, pad, mode=before_mode, batch_size=batch)
-        a = _logp_per_record(model, passed_, pad, mode="default", batch_size=batch)
-        stats.row(report, RETENTION, b, a, "must not fall beyond noise", rise=False)
-    else:
-        report.notes.append("retention on passed records not measured: no held-out record was accepted as is")
-    if edits:
-        b = _logp_per_record(model, edits, pad, mode=before_mode, batch_size=batch)
-        a = _logp_per_record(model, edits, pad, mode="default", batch_size=batch)
-        stats.row(report, EDITS, b, a, "must not fall beyond noise", rise=False)
-    if texts:
-        chunks = _chunks(tok, texts, cfg.max_length)
-        before_ppl = _perplexity(model, chunks, mode=before_mode)
-        after_ppl = _perplexity(model, chunks, mode="default")
-        report.rows.append({"metric": PERPLEXITY, "before": before_ppl, "after": after_ppl,
-                            "change": (after_ppl - before_ppl) / before_ppl if before_ppl else 0.0,
-                            "rule": f"≤ +{th.max_ppl_increase:.0%}", "ci_low": None, "ci_high": None,
-                            "n": len(chunks), "ok": after_ppl <= before_ppl * (1 + th.max_ppl_increase)})
-    else:
+            _paired_row(report, TF_FIXES, [before["fix"][i] for i in judged], [after["fix"][i] for i in judged],
+                        "info", th)
+    everything = pairs + kept
+    if everything:
+        drift = gp.kl_from_base(loaded.model, everything, tok.pad_token_id, mode="default",
+                                batch_size=loaded.batch_size)
+        _paired_row(report, DRIFT, [0.0] * len(drift), drift, "info (a rise predicts forgetting)", th)
+    if kept:
+        b = gp.logp_per_record(loaded.model, kept, tok.pad_token_id, mode=loaded.before, batch_size=loaded.batch_size)
+        a = gp.logp_per_record(loaded.model, kept, tok.pad_token_id, mode="default", batch_size=loaded.batch_size)
+        _paired_row(report, TF_RETENTION, b, a, "info", th)
+
+
+def _perplexity_guard(report: GateReport, loaded: _Loaded, texts: Sequence[str], config: TrainConfig,
+                      th: GateThresholds) -> None:
+    from redline.trainer import gate_proxies as gp
+
+    if not texts:
         report.notes.append(f"perplexity guard skipped: no human-written code found (gate_human_code = "
                             f"{list(config.gate_human_code)}); set `gate_human_code` to the team's own files")
-    report.reasons += [_reason(r) for r in report.rows if not r["ok"]]
-    report.passed = not report.reasons
-    return report
+        return
+    chunks = gp.human_chunks(loaded.tokenizer, texts, loaded.rendering.max_length)
+    before = gp.perplexity(loaded.model, chunks, mode=loaded.before)
+    after = gp.perplexity(loaded.model, chunks, mode="default")
+    report.rows.append({"metric": PERPLEXITY, "before": before, "after": after,
+                        "change": (after - before) / before if before else 0.0,
+                        "rule": f"≤ +{th.max_ppl_increase:.0%}", "ci_low": None, "ci_high": None, "n": len(chunks),
+                        "ok": after <= before * (1 + th.max_ppl_increase)})
+
+
+# -- the decision --------------------------------------------------------------------------------------------------
+
+
+def _decide(report: GateReport) -> None:
+    """Refused when a decided row fails (or the base is random); "not judged" when too few records could be
+    judged (the current adapter stays); promoted otherwise."""
+    report.reasons += [_reason(r) for r in report.rows if not r["ok"] and not r["rule"].startswith("info")]
+    if report.verdict != "refused":
+        if any(r.startswith("not judged") for r in report.reasons):
+            report.verdict = "not judged"
+        else:
+            report.verdict = "refused" if report.reasons else "promoted"
+    report.passed = report.verdict == "promoted"
 
 
 def _reason(row: dict[str, Any]) -> str:
-    if row["metric"] == FIXES:
-        return (f"{FIXES} did not rise beyond noise (change {row['after'] - row['before']:+.3f}, "
-                f"{row.get('confidence', 0.95):.0%} interval [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] "
-                f"over {row['n']} records)")
+    if row["metric"] == FIXED:
+        return (f"{FIXED} did not rise beyond noise ({row['before_count']} → {row['after_count']} of {row['n']}, "
+                f"{row.get('confidence', 0.95):.0%} interval [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}])")
     if row["metric"] == PERPLEXITY:
         return f"{PERPLEXITY} rose more than allowed ({row['before']:.3f} → {row['after']:.3f})"
-    return (f"{row['metric']} fell beyond noise ({row['before']:.4f} → {row['after']:.4f}, interval "
-            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}] over {row['n']} records): the adapter forgets what "
-            "the base did right")
+    return (f"{row['metric']} fell beyond noise ({row['before_count']} → {row['after_count']} of {row['n']}, "
+            f"interval [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]): the adapter breaks what the base did right")
 
 
 def bootstrap_interval(diffs: Sequence[float], *, tail: float, samples: int = 2000) -> tuple[float, float]:
@@ -219,135 +401,22 @@ def bootstrap_interval(diffs: Sequence[float], *, tail: float, samples: int = 20
     return means[int(tail * samples)], means[min(samples - 1, int((1 - tail) * samples))]
 
 
-class _Stats:
-    """Paired bootstrap over records: the interval of the mean per-record change (after − before)."""
-
-    def __init__(self, th: GateThresholds) -> None:
-        self.th = th
-
-    def interval(self, diffs: Sequence[float]) -> tuple[float, float]:
-        return bootstrap_interval(diffs, tail=1 - self.th.confidence, samples=self.th.bootstrap_samples)
-
-    def row(self, report: GateReport, metric: str, before: Sequence[float | None], after: Sequence[float | None],
-            rule: str, *, rise: bool | None = None) -> None:
-        pairs = [(b, a) for b, a in zip(before, after, strict=True) if b is not None and a is not None]
-        if not pairs:
-            return
-        b_mean = statistics.fmean(b for b, _ in pairs)
-        a_mean = statistics.fmean(a for _, a in pairs)
-        low, high = self.interval([a - b for b, a in pairs])
-        ok = True if rise is None else (low > 0 if rise else high >= 0)
-        if rise is False and len(pairs) < self.th.min_records:  # one or two records cannot show noise: no verdict
-            ok = True
-            report.notes.append(f"{metric}: only {len(pairs)} held-out record(s), too few to tell a fall from noise "
-                                f"(need {self.th.min_records}); not judged")
-        report.rows.append({"metric": metric, "before": b_mean, "after": a_mean,
-                            "change": (a_mean - b_mean) / abs(b_mean) if b_mean else 0.0, "rule": rule,
-                            "ci_low": low, "ci_high": high, "n": len(pairs), "confidence": self.th.confidence,
-                            "ok": bool(ok)})
-
-
-def _completion_ids(tok: Any, ex: TrainingExample, cfg: TrainConfig, fp: str) -> list[int]:
-    """The accepted completion's ids exactly as training splices them (the recorded ids when they match)."""
-    from redline.trainer.contexts import completion_ids
-
-    return completion_ids(tok, ex.generation, fingerprint=fp, append_eos=cfg.append_eos)[0]
-
-
-def _vocab(model: Any) -> int:
-    return int(getattr(model.config, "vocab_size", 0) or model.get_output_embeddings().weight.shape[0])
-
-
-def _using(model: Any, mode: str) -> Any:
-    """A context in which `model` is the base ("base") or carries the named adapter ("default", "baseline")."""
-    if mode == "base":
-        return model.disable_adapter()
-    model.set_adapter(mode)
-    return nullcontext()
-
-
-def _split(values: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
-    return list(torch.split(values, counts))
-
-
-@torch.no_grad()
-def _failed_metrics(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batch_size: int
-                    ) -> dict[str, Any]:
-    """Per record: fix share (None when the teacher agrees with every attempt token), mean KL(T‖S), mean
-    log-prob of the attempt; and the mean NLL per token over all records (the chance check)."""
-    dev = next(model.parameters()).device
-    head = OutputHead(model)
-    out: dict[str, Any] = {"fix": [], "kl": [], "logp": []}
-    nll, n_tok = 0.0, 0
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        comps = [p.completion_ids for p in chunk]
-        s = collate([p.student_ids for p in chunk], comps, pad_id=pad, device=dev)
-        t = collate([p.teacher_ids for p in chunk], comps, pad_id=pad, device=dev)
-        with model.disable_adapter():
-            t_h = completion_hidden(model, t)
-        with _using(model, mode):
-            s_h = completion_hidden(model, s)
-        ids = s.completion_ids[s.completion_mask]
-        fix, kl, logp = [], [], []
-        for lo in range(0, ids.shape[0], CHUNK):
-            tl, sl = head(t_h[lo:lo + CHUNK]).float(), head(s_h[lo:lo + CHUNK]).float()
-            t_lp, s_lp = torch.log_softmax(tl, -1), torch.log_softmax(sl, -1)
-            part = ids[lo:lo + CHUNK]
-            t_arg, s_arg = tl.argmax(-1), sl.argmax(-1)
-            fix.append(torch.stack([t_arg != part, s_arg == t_arg]))
-            kl.append(divergence(s_lp, t_lp, alpha=0.0))
-            logp.append(s_lp.gather(-1, part.unsqueeze(-1)).squeeze(-1))
-        counts = s.completion_mask.sum(-1).tolist()
-        fixes, kls, lps = torch.cat(fix, 1), torch.cat(kl), torch.cat(logp)
-        for f, k, lp in zip(torch.split(fixes, counts, 1), _split(kls, counts), _split(lps, counts), strict=True):
-            disagree = f[0]
-            out["fix"].append(float(f[1][disagree].float().mean()) if bool(disagree.any()) else None)
-            out["kl"].append(float(k.mean()))
-            out["logp"].append(float(lp.mean()))
-        nll -= float(lps.sum())
-        n_tok += int(lps.numel())
-    out["nll"] = nll / max(1, n_tok)
-    return out
-
-
-@torch.no_grad()
-def _logp_per_record(model: Any, pairs: Sequence[Pair], pad: int, *, mode: str, batch_size: int) -> list[float]:
-    """Mean log-prob per token of each pair's completion in the student context."""
-    dev = next(model.parameters()).device
-    head = OutputHead(model)
-    out: list[float] = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        s = collate([p.student_ids for p in chunk], [p.completion_ids for p in chunk], pad_id=pad, device=dev)
-        with _using(model, mode):
-            h = completion_hidden(model, s)
-        ids = s.completion_ids[s.completion_mask]
-        lps = torch.cat([token_logprobs(head(h[lo:lo + CHUNK]), ids[lo:lo + CHUNK])
-                         for lo in range(0, max(1, ids.shape[0]), CHUNK)])
-        out += [float(x.mean()) for x in _split(lps, s.completion_mask.sum(-1).tolist())]
-    return out
-
-
-def _chunks(tok: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    out = []
-    for text in texts:
-        ids = encode(tok, text, True)
-        out += [ids[i:i + max_length] for i in range(0, len(ids), max_length) if len(ids[i:i + max_length]) > 1]
-    return out
-
-
-@torch.no_grad()
-def _perplexity(model: Any, chunks: Sequence[list[int]], *, mode: str) -> float:
-    dev = next(model.parameters()).device
-    nll, n = 0.0, 0
-    for ids in chunks:
-        x = torch.tensor([ids], device=dev)
-        with _using(model, mode):
-            logits = model(input_ids=x, use_cache=False).logits
-        nll -= float(token_logprobs(logits[0, :-1], x[0, 1:]).sum())
-        n += len(ids) - 1
-    return math.exp(nll / max(1, n))
+def _paired_row(report: GateReport, metric: str, before: Sequence[float], after: Sequence[float], rule: str,
+                th: GateThresholds, *, rise: bool | None = None) -> None:
+    """A row of paired per-record values: means, the bootstrap interval of the mean change, and whether it passes
+    (`rise`: must rise beyond noise; False: must not fall beyond noise; None: reported only)."""
+    b_mean, a_mean = statistics.fmean(before), statistics.fmean(after)
+    low, high = bootstrap_interval([a - b for b, a in zip(before, after, strict=True)], tail=1 - th.confidence,
+                                   samples=th.bootstrap_samples)
+    ok = True if rise is None else (low > 0 if rise else high >= 0)
+    if rise is False and len(before) < th.min_records:  # a few records cannot show noise: no verdict
+        ok = True
+        report.notes.append(f"{metric}: only {len(before)} held-out record(s), too few to tell a fall from noise "
+                            f"(need {th.min_records}); not judged")
+    report.rows.append({"metric": metric, "before": b_mean, "after": a_mean,
+                        "change": (a_mean - b_mean) / abs(b_mean) if b_mean else 0.0, "rule": rule,
+                        "ci_low": low, "ci_high": high, "n": len(before), "confidence": th.confidence,
+                        "before_count": round(sum(before)), "after_count": round(sum(after)), "ok": bool(ok)})
 
 
 def default_human_texts(repo_root: Path | None, limit: int, pathspecs: Sequence[str] = ("*.py",),
@@ -367,4 +436,8 @@ def default_human_texts(repo_root: Path | None, limit: int, pathspecs: Sequence[
             texts.append((Path(repo_root) / rel).read_text(encoding="utf-8")[:max_chars])
         except (OSError, UnicodeDecodeError):
             continue
-    return [t for t in texts if t.strip()]
+    return texts
+
+
+__all__ = ["DRIFT", "FIXED", "KEPT", "PERPLEXITY", "GateReport", "GateThresholds", "bootstrap_interval",
+           "default_human_texts", "evaluate_gate", "gate_records"]

@@ -72,23 +72,9 @@ def importance_weights(logp: torch.Tensor, logp_old: torch.Tensor, *, clip: floa
     return torch.exp((logp.detach() - logp_old).clamp(max=math.log(clip)))
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over masked positions; an empty mask gives a zero that still backpropagates."""
-    mask = mask.bool()
-    n = int(mask.sum())
-    if n == 0:
-        return values.sum() * 0.0
-    return torch.where(mask, values, torch.zeros_like(values)).sum() / n
-
-
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """log p(ids) under `logits` [..., V] → [...]."""
     return F.log_softmax(logits.float(), dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-
-
-def sft_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood of `ids` at masked positions."""
-    return masked_mean(-token_logprobs(logits, ids), mask)
 
 
 #: positions per chunk of the output head: the [chunk, V] logits are the largest tensor a step holds

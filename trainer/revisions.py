@@ -15,7 +15,7 @@ from typing import Any
 
 from redline.prompts import encode
 from redline.trainer.config import TrainConfig
-from redline.trainer.contexts import Pair, build_pair, render_teacher
+from redline.trainer.contexts import Pair, Rendering, build_pair, render_teacher
 from redline.trainer.data import TrainingExample
 from redline.trainer.feedback_text import aggregate
 from redline.trainer.generation import greedy_ids
@@ -24,20 +24,22 @@ from redline.trainer.progress import count_bar
 log = logging.getLogger("redline.trainer")
 
 
-def scores_rewrites(config: TrainConfig) -> bool:
-    """Whether self-distillation adds the teacher's rewrites (sft-revision always trains on them instead)."""
-    return config.method == "self-distill" and config.use_revisions
+def writes_rewrites(config: TrainConfig) -> bool:
+    """Whether a run has the base model write rewrites before training (`sft-revision` trains on them instead of
+    the attempts; self-distillation adds them with `use_revisions`)."""
+    return config.method == "sft-revision" or config.use_revisions
 
 
 def teacher_rewrites(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig, *,
                      progress: bool = False) -> list[list[int] | None]:
     """Per example, the ids the model writes greedily from its hindsight context (None without feedback text),
     `batch_size` contexts at a time; with `progress`, a bar (minutes on a 7B model with a long queue)."""
+    rendering = Rendering.of(config)
     todo: dict[int, list[int]] = {}
     for i, ex in enumerate(examples):
         feedback = aggregate(ex.feedback, max_chars=config.max_feedback_chars)
         if feedback:
-            text, special = render_teacher(tokenizer, ex.generation, feedback, config)
+            text, special = render_teacher(tokenizer, ex.generation, feedback, rendering)
             todo[i] = encode(tokenizer, text, special)[-(config.max_length // 2):]
     budgets = [rewrite_budget(examples[i], config, len(p)) for i, p in todo.items()]
     with count_bar("teacher rewrites", progress, len(todo)) as advance:
@@ -65,10 +67,11 @@ def rewrite_pairs(model: Any, tokenizer: Any, examples: Sequence[TrainingExample
     rewrite as the completion. Call before LoRA is attached: the rewrite is the base model's."""
     failed = [p for p in pairs if not p.anchor]
     rewrites = teacher_rewrites(model, tokenizer, [examples[p.index] for p in failed], config, progress=progress)
+    rendering = Rendering.of(config)
     out = []
     for p, ids in zip(failed, rewrites, strict=True):
         ex = examples[p.index]
-        if ids and (q := build_pair(tokenizer, p.index, ex.generation, ex.feedback, config, target_ids=ids)):
+        if ids and (q := build_pair(tokenizer, p.index, ex.generation, ex.feedback, rendering, target_ids=ids)):
             q.rewrite = True
             out.append(q)
     log.info("self-distillation also scores %d teacher rewrites of failed attempts", len(out))

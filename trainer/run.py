@@ -13,7 +13,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,14 +22,17 @@ from typing import Any
 from redline.adapters import AdapterRegistry
 from redline.config import Config
 from redline.errors import ConfigError, RedlineError
+from redline.evidence import Judge
 from redline.queue import Store
 from redline.records import utc_now
 from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
 from redline.trainer.config import TrainConfig
 from redline.trainer.data import examples_from_store
+from redline.trainer.errors import NothingToLearn
 from redline.trainer.feedback_text import is_accepted
 from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
 from redline.trainer.loop import StepCallback, train
+from redline.trainer.probe import ProbeReport
 
 #: the owner name the queue records on a claim
 CLAIM_OWNER = "redline-train"
@@ -54,6 +57,8 @@ class RunReport:
     hindsight: dict[str, float] = field(default_factory=dict)
     #: seconds per phase: train, gate, total
     timings: dict[str, float] = field(default_factory=dict)
+    #: the hindsight probe's one line (what the model fixes when shown the feedback), when it ran
+    probe: str | None = None
 
 
 def model_for(config: Config, override: str | None = None) -> str:
@@ -76,7 +81,8 @@ def human_code(repo_root: Path, tcfg: TrainConfig) -> list[str]:
 
 def run_training(config: Config, store: Store, *, model: str, train_config: TrainConfig, progress: bool = True,
                  device: str | None = None, on_step: StepCallback | None = None,
-                 claim_owner: str = CLAIM_OWNER) -> RunReport:
+                 claim_owner: str = CLAIM_OWNER, on_probe: Callable[[ProbeReport], None] | None = None
+                 ) -> RunReport:
     """Train on every unclaimed record with feedback, gate the adapter, register it, promote it if the gate passes.
 
     A stable work directory per (records, settings, parent) keeps checkpoints, so a run killed mid-way resumes
@@ -104,14 +110,32 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                 {**train_config.to_dict(), "checkpoint_every": 50})
             key = hashlib.sha256(json.dumps([sorted(claim.generation_ids), tcfg.to_dict(), parent]).encode())
             work = config.adapters_dir / "work" / key.hexdigest()[:16]
-            result = train(model, examples, work, tcfg, progress=progress, on_step=on_step, parent_version=parent,
-                           init_adapter=registry.current_path(), device=device)
+            probed: list[ProbeReport] = []
+
+            def heard(report: ProbeReport) -> None:
+                probed.append(report)
+                if on_probe is not None:
+                    on_probe(report)
+
+            try:
+                with Judge(config.repo_root) as judge:
+                    result = train(model, examples, work, tcfg, progress=progress, on_step=on_step,
+                                   parent_version=parent, init_adapter=registry.current_path(), device=device,
+                                   judge=judge, on_probe=heard)
+            except NothingToLearn as exc:  # nothing trained: the records stay queued for a model that can use them
+                store.release(claim.token)
+                line = probed[-1].line() if probed else exc.one_line()
+                write_last(store, LastTraining(utc_now(), "nothing", exc.one_line(), probe=line))
+                return RunReport(None, False, exc.one_line(), probe=line,
+                                 timings={"total": time.perf_counter() - started})
             trained = time.perf_counter()
             heldout = examples_from_store(store, split="heldout")
             gate = evaluate_gate(model, work, heldout, human_texts=human_code(config.repo_root, tcfg),
+                                 repo_root=config.repo_root,
                                  thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                                  baseline_adapter=registry.current_path(), device=device)
             version = registry.add(work, {"gate": gate.to_dict(), "parent_version": parent})
+            registry.update_meta(version, {"gate_summary": gate.summary(version)})
             store.ack(claim.token)
     except BaseException as exc:
         store.release(claim.token)
@@ -125,14 +149,16 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     shutil.rmtree(work, ignore_errors=True)
     if gate.passed:
         registry.promote(version)
-    why = None if gate.passed else "gate refused: " + "; ".join(gate.reasons)
+    why = None if gate.passed else f"gate {gate.verdict}: " + "; ".join(gate.reasons)
     trained_on = result.examples - result.skipped
-    write_last(store, LastTraining(utc_now(), "promoted" if gate.passed else "refused", why, version, trained_on))
+    probe = (result.metrics.get("probe") or {}).get("line")
+    write_last(store, LastTraining(utc_now(), "promoted" if gate.passed else "refused", why, version, trained_on,
+                                   probe=probe))
     publish_adapter(store, registry)
     done = time.perf_counter()
     return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), trained_on, result.pairs, len(heldout),
                      dict(result.metrics.get("hindsight") or {}),
-                     {"train": trained - started, "gate": done - trained, "total": done - started})
+                     {"train": trained - started, "gate": done - trained, "total": done - started}, probe=probe)
 
 
 def publish_adapter(store: Store, registry: AdapterRegistry) -> AdapterStatus:
@@ -144,7 +170,8 @@ def publish_adapter(store: Store, registry: AdapterRegistry) -> AdapterStatus:
         gate = registry.meta(current).get("gate") or {}
         figures = tuple(GateFigure(str(r["metric"]), float(r["before"]), float(r["after"]), bool(r["ok"]))
                         for r in gate.get("rows") or ())
-        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures)
+        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures,
+                               registry.meta(current).get("gate_summary"))
     write_adapter(store, status)
     return status
 

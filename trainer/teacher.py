@@ -1,17 +1,15 @@
 """The teacher's side of a step.
 
-The default teacher is the base model (adapter disabled) in the hindsight context. It is frozen and its contexts
-are fixed, so `cache_teacher_hidden` runs it once per sequence before training and keeps its final hidden states
-at the completion positions: every later step applies the output head to those instead of running the teacher
-again, on every epoch. The optional EMA teacher (SDPO's default teacher) is a second LoRA adapter on the same base
-weights, kept at an exponential moving average of the student's; it changes every step and is run live.
+The teacher is the base model (adapter disabled) in the hindsight context. It is frozen and its contexts are
+fixed, so `cache_teacher_hidden` runs it once per sequence before training and keeps its final hidden states at
+the completion positions: every later step applies the output head to those instead of running the teacher
+again, on every epoch. (A teacher that changes during training, such as the bench's EMA teacher, runs live.)
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -23,46 +21,6 @@ log = logging.getLogger("redline.trainer")
 
 #: the cache may take at most this share of the RAM available when training starts
 CACHE_RAM_SHARE = 0.25
-
-STUDENT, EMA = "default", "ema"
-
-
-class EmaTeacher:
-    def __init__(self, model: Any, rate: float) -> None:
-        self.model = model
-        self.rate = rate
-        model.add_adapter(EMA, model.peft_config[STUDENT])
-        model.set_adapter(STUDENT)  # the student trains; the EMA copy is frozen
-        params = dict(model.named_parameters())
-        self.pairs = [(params[name.replace(f".{STUDENT}.", f".{EMA}.")], p) for name, p in params.items()
-                      if "lora_" in name and f".{STUDENT}." in name]
-        with torch.no_grad():
-            for ema, student in self.pairs:
-                ema.copy_(student)
-                ema.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self) -> None:
-        """ema ← (1 − rate)·ema + rate·student, after each optimizer step."""
-        for ema, student in self.pairs:
-            ema.lerp_(student, self.rate)
-
-    @contextmanager
-    def active(self) -> Iterator[None]:
-        """Run the model as the teacher (base + EMA adapter), then give the student back its adapter."""
-        self.model.set_adapter(EMA)
-        try:
-            yield
-        finally:
-            self.model.set_adapter(STUDENT)
-
-    def state_dict(self) -> list[torch.Tensor]:
-        return [ema.detach().cpu().clone() for ema, _ in self.pairs]
-
-    def load_state_dict(self, state: list[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for (ema, _), saved in zip(self.pairs, state, strict=True):
-                ema.copy_(saved.to(ema.device))
 
 
 def cache_bytes(pairs: Sequence[Pair], hidden_size: int, dtype: torch.dtype) -> int:
@@ -108,7 +66,7 @@ def cache_teacher_hidden(model: Any, pairs: Sequence[Pair], pad_id: int, *, batc
 
 def cached_hidden(pairs: Sequence[Pair], device: torch.device) -> torch.Tensor | None:
     """The pairs' cached teacher states as one [N, H] tensor in `completion_hidden` order, or None when one of
-    them has none (an on-policy sample, or no cache)."""
+    them has none (no cache, or a sequence made during training)."""
     if not pairs or any(p.teacher_hidden is None for p in pairs):
         return None
     return torch.cat([p.teacher_hidden for p in pairs]).to(device, non_blocking=True)

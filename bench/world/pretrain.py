@@ -222,6 +222,9 @@ def _two_core_seconds(threads: int) -> float:
 def save(model: Any, tokenizer: Any, out_dir: Path, cfg: dict[str, Any], stats: dict[str, Any]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
+    # how this model reads hindsight, shipped with it as a chat template ships with an instruct model: Redline's
+    # teacher uses it (`trainer/contexts.py` declared_template), so the world needs no trainer setting of its own
+    tokenizer.init_kwargs["hindsight_template"] = HINDSIGHT_TEMPLATE
     tokenizer.save_pretrained(out_dir)
     digest = sha256_file(out_dir / WEIGHTS)
     (out_dir / "SHA256SUMS").write_text(f"{digest}  {WEIGHTS}\n")

@@ -14,20 +14,25 @@ from pathlib import Path
 from bench.world.checker import CheckResult, Finding
 from bench.world.evaluate import attempts, max_new_tokens
 from bench.world.pretrain import WEIGHTS, sha256_file
+from bench.world.recheck import recipe
 from bench.world.repos import Repo, check
+from redline.evidence import Recheck, with_recheck
 from redline.records import Feedback, Generation, ModelRef, Prompt, Range
 from redline.trainer.feedback_text import is_accepted
 
 Record = tuple[Generation, list[Feedback]]
 
 
-def feedback_of(result: CheckResult, generation: Generation) -> list[Feedback]:
-    """One `Feedback` per finding; a passing attempt gets one `accept` (usable as an anchor)."""
+def feedback_of(result: CheckResult, generation: Generation, recheck: Recheck | None = None) -> list[Feedback]:
+    """One `Feedback` per finding; a passing attempt gets one `accept` (usable as an anchor). With `recheck`
+    (the world's checker as a command) each carries how to draw it again, as a repository's tools' findings do."""
     if result.passed:
-        return [Feedback(kind="accept", source="pytest", message="all checks passed", severity="info",
-                         generation_id=generation.id)]
-    lines = generation.completion.split("\n")
-    return [_feedback(f, generation.id, lines) for f in result.findings]
+        out = [Feedback(kind="accept", source="pytest", message="all checks passed", severity="info",
+                        generation_id=generation.id)]
+    else:
+        lines = generation.completion.split("\n")
+        out = [_feedback(f, generation.id, lines) for f in result.findings]
+    return [with_recheck(fb, recheck) for fb in out] if recheck is not None else out
 
 
 def _feedback(f: Finding, generation_id: str, lines: list[str]) -> Feedback:
@@ -80,7 +85,7 @@ def _records(model_path: str | Path, repo: Repo, tasks: list, seed: int, tempera
                          repo_id=repo.id, origin="bench", split="train",
                          sampling={"temperature": temperature, "max_new_tokens": cap},
                          meta={"task_id": task.id, "structure": list(task.structure)})
-        records.append((gen, feedback_of(check(repo, task, code), gen)))
+        records.append((gen, feedback_of(check(repo, task, code), gen, recipe(repo, task))))
     return records
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from redline.ci_hook.ingest.common import IngestOptions
 from redline.ci_hook.ingest.detect import FORMATS, detect
+from redline.ci_hook.recheck import attach
 from redline.config import Config
 from redline.errors import RecordError, RedlineError
+from redline.queue.protocol import Store
 from redline.records import Feedback
 
 Parser = Callable[[Path, Path, IngestOptions | None], list[Feedback]]
@@ -49,6 +51,8 @@ class FileResult:
     format: str | None = None
     parsed: int = 0
     added: int = 0
+    #: findings set aside because another process held the queue (merged on its next open)
+    spooled: int = 0
     error: str | None = None
 
 
@@ -62,26 +66,27 @@ class IngestSummary:
         return [f for f in self.files if f.error]
 
 
-def ingest_files(store: object, config: Config, paths: Sequence[Path], *, fmt: str | None = None,
+def ingest_files(store: Store, config: Config, paths: Sequence[Path], *, fmt: str | None = None,
                  opts: IngestOptions | None = None, hints: bool = True) -> IngestSummary:
     """Parse and queue each report in its own transaction; a bad report is recorded as an error, not raised."""
     from redline.attribution import Attributor
     from redline.ci_hook.generated import add_commit_hints
-    from redline.ledger import record_feedback
+    from redline.ledger import record
 
     summary = IngestSummary(opts=opts or IngestOptions(trusted_associations=config.trusted_associations))
-    attributor = Attributor(store, config.repo_root)  # type: ignore[arg-type]  # each file placed once for all reports
+    attributor = Attributor(store, config.repo_root)  # each file placed once for all reports
     for path in paths:
         result = FileResult(path)
         summary.files.append(result)
         try:
             result.format = fmt or detect(path)
             feedback = parse_report(path, config.repo_root, result.format, summary.opts)
+            attach(feedback, fmt=result.format, recheck=summary.opts.recheck)
             if hints:
                 add_commit_hints(config.repo_root, feedback)
             result.parsed = len(feedback)
-            result.added = record_feedback(store, config, feedback,  # type: ignore[arg-type]
-                                           attributor=attributor).feedback
+            added = record(store, config, feedback=feedback, attributor=attributor)
+            result.added, result.spooled = added.feedback, added.spooled
         except RedlineError as exc:  # the queue's own errors (a record it refuses) name no file: add it
             result.error = exc.one_line() if exc.path else f"{path}: {exc.one_line()}"
         except Exception as exc:  # a shape no check foresaw: this report fails, the others still land

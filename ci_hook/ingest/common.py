@@ -35,6 +35,8 @@ class IngestOptions:
     untrusted: int = 0
     #: lines of a JSON-lines report that the tool printed as plain text (mypy's `note:` lines), skipped
     text_lines: int = 0
+    #: `--recheck CMD`: how the tool that wrote the reports checks one file again (`ci_hook/recheck.py`)
+    recheck: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     def drop_outside(self, report: Path, where: str) -> None:

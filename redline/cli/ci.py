@@ -22,8 +22,12 @@ def ci() -> None:
               help="Keep review comments from authors outside `trusted_associations` (with low trust).")
 @click.option("--commit", help="The commit the reports are about (default: $GITHUB_SHA).")
 @click.option("--no-hints", is_flag=True, help="Do not ask git blame which lines AI-trailer commits wrote.")
+@click.option("--recheck", metavar="CMD",
+              help="How the tool checks one file again, `{file}` for its path (e.g. 'python tools/lint.py --json "
+                   "{file}'): stored with each finding so the gate can rerun it on the adapter's answers. It prints "
+                   "ruff's JSON for a ruff report, else its exit status says pass or fail. Ruff's own is known.")
 def ingest(paths: tuple[Path, ...], fmt: str | None, include_untrusted: bool, commit: str | None,
-           no_hints: bool) -> None:
+           no_hints: bool, recheck: str | None) -> None:
     """Parse reports (JUnit XML, SARIF, mypy/ruff JSON, pytest-reportlog, PR review comments) into the queue.
 
     Each report is read whole and queued in one transaction; a bad report is named on one line, writes nothing,
@@ -34,7 +38,7 @@ def ingest(paths: tuple[Path, ...], fmt: str | None, include_untrusted: bool, co
 
     config, store = context()
     opts = IngestOptions(trusted_associations=config.trusted_associations, include_untrusted=include_untrusted,
-                         commit=commit or os.environ.get("GITHUB_SHA") or None)
+                         commit=commit or os.environ.get("GITHUB_SHA") or None, recheck=recheck)
     try:
         summary = ingest_files(store, config, list(paths), fmt=fmt, opts=opts, hints=not no_hints)
     finally:
@@ -45,7 +49,8 @@ def ingest(paths: tuple[Path, ...], fmt: str | None, include_untrusted: bool, co
         if f.error:
             click.echo(f"redline: error: {f.error}", err=True)
         else:
-            click.echo(f"{f.path}: {f.format}, {f.parsed} findings, {f.added} new")
+            new = f"{f.spooled} spooled (another process holds the queue)" if f.spooled else f"{f.added} new"
+            click.echo(f"{f.path}: {f.format}, {f.parsed} findings, {new}")
     skipped = []
     if opts.outside_repo:
         skipped.append(f"{opts.outside_repo} outside the repository")
@@ -82,7 +87,7 @@ def _record_run_output(cmd: tuple[str, ...], text: str, source: str | None) -> N
     from redline.ci_hook.generated import add_commit_hints
     from redline.ci_hook.run import parse_diagnostics, source_for
     from redline.cli.common import context
-    from redline.ledger import record_feedback
+    from redline.ledger import record
 
     config, store = context()
     try:
@@ -91,11 +96,12 @@ def _record_run_output(cmd: tuple[str, ...], text: str, source: str | None) -> N
         if not parsed.feedback:
             return
         add_commit_hints(config.repo_root, parsed.feedback)
-        added = record_feedback(store, config, parsed.feedback)
+        added = record(store, config, feedback=parsed.feedback)
     finally:
         store.close()
     note = f", {parsed.outside_repo} outside the repository skipped" if parsed.outside_repo else ""
-    click.echo(f"redline: {len(parsed.feedback)} diagnostics recorded ({added.feedback} new{note})", err=True)
+    new = f"{added.spooled} spooled: another process holds the queue" if added.spooled else f"{added.feedback} new"
+    click.echo(f"redline: {len(parsed.feedback)} diagnostics recorded ({new}{note})", err=True)
 
 
 @ci.command()

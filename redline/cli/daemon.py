@@ -127,13 +127,21 @@ def forget(repo: str) -> None:
 def install(dry_run: bool, kind: str | None) -> None:
     """Run the daemon as a user service (systemd user unit, launchd agent, or crontab lines)."""
     from redline.daemon import service
+    from redline.errors import RedlineError
 
-    p = service.plan(kind or service.detect(), _home())
-    if dry_run:
+    try:
+        kind = kind or service.detect()
+    except RedlineError as exc:
+        if not dry_run:
+            raise
+        kind = service.default_kind()  # what the platform's own kind would install, saying why it is that one
+        click.echo(f"# {exc.message}: this is what `--kind {kind}` would install")
+    p = service.plan(kind, _home())
+    if dry_run:  # plain echo, not the console: file text must not be wrapped at the terminal's width
         for f in p.files:
-            console.print(f"# {f.path}\n{f.text}", markup=False)
+            click.echo(f"# {f.path}\n{f.text}")
         for cmd in p.commands:
-            console.print("$ " + " ".join(cmd), markup=False)
+            click.echo("$ " + " ".join(cmd))
         return
     for line in service.install(p):
         console.print(line, markup=False)

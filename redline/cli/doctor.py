@@ -129,8 +129,36 @@ def _train_settings(config: Config) -> Check:
     return "train settings", True, f"{len(config.train)} set, the rest default", ""
 
 
+def _probe(config: Config) -> Check:
+    """Can the model fix its own mistakes when shown the queue's feedback? The probe `redline train` runs first."""
+    if not config.model or importlib.util.find_spec("torch") is None or not config.db_path.exists():
+        return "hindsight probe", None, "needs a model, the training extra and a queue", ""
+    from redline.queue import open_store
+    from redline.trainer.api import probe_model
+    from redline.trainer.data import examples_from_store
+    from redline.trainer.feedback_text import is_passed
+    from redline.trainer.probe import ADVICE
+    from redline.trainer.run import train_config_for
+
+    store = open_store(config)
+    try:
+        failed = [ex for ex in examples_from_store(store, split=None) if not is_passed(ex.feedback)]
+    finally:
+        store.close()
+    if not failed:
+        return "hindsight probe", None, "no feedback with a mistake queued yet", ""
+    try:
+        report = probe_model(config.model, failed, train_config_for(config), repo_root=config.repo_root)
+    except RedlineError as exc:
+        return "hindsight probe", False, exc.one_line(), "fix the model first (see `model` above)"
+    line = report.line().split(": ", 1)[-1]
+    if report.learnable:
+        return "hindsight probe", True, line, ""
+    return "hindsight probe", False if report.conclusive else None, line, ADVICE if report.conclusive else ""
+
+
 CHECKS: list[Callable[[Config], Check]] = [_python, _torch, _cuda, _model, _train_settings, _disk, _queue, _checkers,
-                                           _daemon]
+                                           _daemon, _probe]
 
 
 @click.command()

@@ -76,10 +76,13 @@ def _print_training(training: TrainingStatus) -> None:
         what = last.result + (f" {last.version}" if last.version else "") + (f" ({last.reason})" if last.reason
                                                                              else "")
         console.print(f"last training:   {last.at}  {what}")
+        if last.probe:
+            console.print(f"                 {last.probe}")
     if adapter.version is None:
         console.print("current adapter: none (base model)")
     else:
-        console.print(f"current adapter: {adapter.version}" + (f"  {adapter.figures()}" if adapter.gate else ""))
+        console.print(f"current adapter: {adapter.version}" + (f"  {adapter.summary}" if adapter.summary else
+                                                                (f"  {adapter.figures()}" if adapter.gate else "")))
     if daemon is not None:
         console.print(f"daemon:          {daemon.state}" + (f" ({daemon.detail})" if daemon.detail else "")
                       + (f", next training {daemon.next_training}" if daemon.next_training else ""))

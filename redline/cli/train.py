@@ -9,6 +9,7 @@ import click
 
 from redline.config import Config, load_config
 from redline.errors import NotFound
+from redline.trainer.config import METHODS
 
 
 def _quiet_loading() -> None:
@@ -25,7 +26,7 @@ def _quiet_loading() -> None:
 
 @click.command("train")
 @click.option("--model", help="Base model: a local directory or a hub id already in the local cache.")
-@click.option("--method", type=click.Choice(["self-distill", "sft-revision", "sft-edit"]),
+@click.option("--method", type=click.Choice(METHODS),
               help="Training method (default: self-distill, or `method` in [tool.redline.train]).")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--dry-run", is_flag=True, help="Print what would be trained and one rendered context; train nothing.")
@@ -45,7 +46,8 @@ def train(model: str | None, method: str | None, max_steps: int | None, dry_run:
             _dry_run(model_ref, examples_from_store(store, split="train", include_passed=tcfg.use_passed_anchors),
                      tcfg)
             return
-        _print_report(run_training(config, store, model=model_ref, train_config=tcfg))
+        _print_report(run_training(config, store, model=model_ref, train_config=tcfg,
+                                   on_probe=lambda report: click.echo(report.line())))
     finally:
         store.close()
 
@@ -71,6 +73,7 @@ def _print_report(report: Any) -> None:
         click.echo(f"hindsight teacher: failed attempts {hs['student_logp']:.3f} → {hs['teacher_logp']:.3f} "
                    f"nats/token under feedback (divergence {hs['divergence']:.4f})")
     click.echo(report.gate.table())
+    click.echo(report.gate.summary(report.version))
     if report.promoted:
         click.echo(f"adapter {report.version} trained on {report.trained} records and promoted")
     else:
@@ -106,6 +109,7 @@ def eval_(version: str | None, model: str | None, as_json: bool) -> None:
     parent = registry.meta(version).get("parent_version")
     baseline = registry.path(parent) if parent in registry.versions() else None
     report = evaluate_gate(model_for(config, model), path, heldout, human_texts=human_code(config.repo_root, tcfg),
+                           repo_root=config.repo_root,
                            thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                            baseline_adapter=baseline)
     if as_json:

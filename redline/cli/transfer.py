@@ -30,6 +30,10 @@ def import_(files: tuple[Path, ...], source: str | None, watch: bool) -> None:
     config, store = context()
     for path in files:
         result = import_jsonl(store, config, path)
+        if result.spooled:
+            console.print(f"{path}: {result.lines} lines → {result.spooled} records spooled (another process holds"
+                          " the queue; its next open merges them)")
+            continue
         console.print(f"{path}: {result.lines} lines → {result.generations} generations, "
                       f"{result.feedback} feedback added ({result.duplicates} already queued)")
 

@@ -15,7 +15,7 @@ from redline.config import Config
 from redline.errors import RecordError
 from redline.importers import continue_dev, tabby
 from redline.importers.common import Report
-from redline.queue.store import Store
+from redline.queue.protocol import Store
 
 SOURCES: dict[str, tuple[Callable[[Store, Config, Path], Report], Callable[[], Path]]] = {
     "continue": (continue_dev.import_dir, continue_dev.default_dir),

@@ -14,8 +14,8 @@ from typing import Any
 
 from redline.attribution import repo_relative
 from redline.config import Config
-from redline.ledger import attribute_feedback, prepare_generation
-from redline.queue.store import Store
+from redline.ledger import record
+from redline.queue.protocol import Store
 from redline.records import Feedback, Generation
 
 #: longest line read; a longer one is not an event (and would exhaust memory)
@@ -37,6 +37,8 @@ class Report:
     generations: int = 0
     feedback: int = 0
     duplicates: int = 0
+    #: records set aside because another process held the queue (merged on its next open)
+    spooled: int = 0
 
     def skip(self, path: Path, lineno: int, why: str) -> None:
         self.skipped += 1
@@ -46,6 +48,8 @@ class Report:
     def summary(self, source: str) -> str:
         text = (f"{source}: {self.events} events in {self.files} files → {self.generations} generations, "
                 f"{self.feedback} feedback added ({self.duplicates} already queued)")
+        if self.spooled:
+            text += f"; {self.spooled} records spooled (another process holds the queue; its next open merges them)"
         if self.other_repo:
             text += f"; {self.other_repo} events of other repositories left out"
         if self.skipped:
@@ -154,11 +158,11 @@ def iso_time(value: Any) -> str | None:
 
 def write(store: Store, config: Config, generations: list[Generation], feedback: list[Feedback],
           report: Report) -> None:
-    """Queue a batch in one transaction through the ledger's preparation (repo id, split, attribution)."""
-    for gen in generations:
-        prepare_generation(config, gen)
-    ready = attribute_feedback(store, config, feedback)
-    added = store.add(generations=generations, feedback=ready)
+    """Queue a batch in one transaction through the ledger (repo id, split, attribution)."""
+    added = record(store, config, generations=generations, feedback=feedback)
+    if added.spooled:
+        report.spooled += len(generations) + len(feedback)
+        return
     report.generations += added.generations
     report.feedback += added.feedback
-    report.duplicates += len(generations) - added.generations + len(ready) - added.feedback
+    report.duplicates += len(generations) - added.generations + len(feedback) - added.feedback

@@ -22,7 +22,7 @@ from typing import Any
 
 from redline.config import Config
 from redline.importers.common import RepoIdentity, Report, iso_time, json_lines, stable_id, text_field, write
-from redline.queue.store import Store
+from redline.queue.protocol import Store
 from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt
 
 SOURCE = "continue"

@@ -16,7 +16,7 @@ from watchdog.observers import Observer
 from redline.config import Config
 from redline.importers import import_capture
 from redline.importers.common import Report
-from redline.queue.store import Store
+from redline.queue.protocol import Store
 
 
 class _Changed(FileSystemEventHandler):

@@ -1,9 +1,18 @@
-"""The local queue behind the `Store` protocol; `open_store` picks the backend for a config."""
+"""The queue behind the `Store` protocol; `open_store` picks the backend for a config.
+
+What every backend shares: `protocol` (the `Store` protocol and its results), `scrubbing` (records scrubbed and
+validated into a `Batch` on the writer's machine), `spool` (batches set aside while the queue is locked, merged
+on the next open) and `claims` (whose process holds a training claim). What is SQLite's alone: `store`
+(`SQLiteStore`: connections, pragmas, SQL), `transaction` (`BEGIN IMMEDIATE` and SQLite's errors as Redline's)
+and `migrations` (the schema).
+"""
 
 from __future__ import annotations
 
 from redline.config import Config
-from redline.queue.store import AddResult, Claim, SQLiteStore, Store
+from redline.queue.protocol import AddResult, Claim, Store
+from redline.queue.scrubbing import Batch
+from redline.queue.store import SQLiteStore
 
 
 def open_store(config: Config, *, busy_timeout_s: float | None = None) -> Store:
@@ -25,4 +34,4 @@ def open_store(config: Config, *, busy_timeout_s: float | None = None) -> Store:
     return SQLiteStore(config.db_path, scrubber=scrubber, busy_timeout_s=busy_timeout_s)
 
 
-__all__ = ["AddResult", "Claim", "SQLiteStore", "Store", "open_store"]
+__all__ = ["AddResult", "Batch", "Claim", "SQLiteStore", "Store", "open_store"]

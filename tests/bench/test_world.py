@@ -146,6 +146,7 @@ def test_pretraining_corpus_uses_the_template() -> None:
         assert context.startswith("# Previous attempt:\n" + prompt) and code.startswith("    ")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not verify(MODEL_DIR), reason="no committed tiny model at bench/world/model")
 def test_records_round_trip_through_the_import_format(tmp_path: Path) -> None:
     from bench.world.records import make_records, read_jsonl, write_jsonl
@@ -162,6 +163,7 @@ def test_records_round_trip_through_the_import_format(tmp_path: Path) -> None:
     assert set(line) == {"generation", "feedback"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not verify(MODEL_DIR), reason="no committed tiny model at bench/world/model")
 def test_kept_code_is_added_as_accepts_on_other_train_tasks_without_changing_the_records() -> None:
     from bench.world.records import make_records

@@ -13,9 +13,9 @@ import pytest
 
 from redline.ci_hook.ingest import IngestOptions, ingest_files, parse_report
 from redline.config import Config
-from redline.ledger import record_feedback, record_generation, record_insertion
+from redline.ledger import record, record_generation
 from redline.queue import Store
-from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range
+from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range, Span
 from tests.core.helpers import git as _git
 
 
@@ -73,10 +73,10 @@ def _redline(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_unknown_id_through_show_export_status(repo: Path, store: Store, config: Config) -> None:
     """Regression: feedback on a front-end's id the queue did not know was stored, but `show` said no such
     generation, `export` dropped it and `status` miscounted."""
-    record_insertion(store, "frontend-0042", "pkg/calc.py", Range(3, 8),
-                     "".join((repo / "pkg" / "calc.py").read_text().splitlines(keepends=True)[3:8]))
+    record(store, config, spans=[Span("frontend-0042", "pkg/calc.py", Range(3, 8),
+                                      "".join((repo / "pkg" / "calc.py").read_text().splitlines(keepends=True)[3:8]))])
     fb = Feedback(kind="diagnostic", source="mypy", message="bad", path="pkg/calc.py", range=Range(4, 5))
-    assert record_feedback(store, config, [fb]).feedback == 1
+    assert record(store, config, feedback=[fb]).feedback == 1
     [kept] = store.feedback_for("frontend-0042")
     status = json.loads(_redline(repo, "status", "--json").stdout)
     assert status["awaiting_generation"] == {"generations": 1, "feedback": 1}

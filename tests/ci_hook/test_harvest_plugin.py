@@ -150,6 +150,7 @@ def test_human_line_inside_a_span_is_not_the_models(project: pytest.Pytester) ->
     assert by_test["test_human.py::test_human"].generation_id is None  # raised on the human's `a = a + 0`
 
 
+@pytest.mark.slow
 def test_trace_under_xdist(project: pytest.Pytester) -> None:
     chunked = _record(project.path, 0, 4)
     project.runpytest_subprocess(*BASE, "-n", "2", "--redline", "--redline-trace")

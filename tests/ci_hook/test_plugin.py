@@ -174,6 +174,7 @@ def test_odd():
     result.stdout.fnmatch_lines(["redline: 1 failures recorded against 0 generations (1 unattributed)"])
 
 
+@pytest.mark.slow
 def test_xdist_workers_annotate_and_the_controller_writes(project: pytest.Pytester) -> None:
     gen = _record_span(project.path, "gen.py", 0, 5)
     result = project.runpytest_subprocess(*LEAN, "-n", "2", "--redline")
@@ -235,3 +236,21 @@ def test_a_green_run_starts_no_writer(pytester: pytest.Pytester, monkeypatch: py
     result = pytester.runpytest(*LEAN, "--redline")
     result.stdout.fnmatch_lines(["redline: 0 failures recorded against 0 generations"])
     assert not marker.exists()
+
+
+def test_a_recorded_failure_can_be_rerun_on_a_new_answer(project: pytest.Pytester) -> None:
+    """The node rerun on a scratch copy with an answer spliced in (what the gate and the probe do): the fixed
+    function passes it, the recorded one fails it again, and the user's tree is left as it was."""
+    from redline.evidence import Judge, recheck_of
+
+    gen = _record_span(project.path, "gen.py", 0, 5)
+    project.runpytest(*LEAN, "--redline").assert_outcomes(passed=1, failed=3)
+    ratio = next(fb for fb in _feedback(project.path) if fb.rule == "test_gen.py::test_ratio")
+    recipe = recheck_of(ratio)
+    assert recipe is not None and recipe.reads == "exit" and recipe.argv[-1] == "test_gen.py::test_ratio"
+    fixed = GENERATED.replace("return a / b", "return a / b if b else 0")
+    current = (project.path / "gen.py").read_text()
+    with Judge(project.path, timeout_s=120) as judge:
+        assert judge.verdict(gen, [ratio], fixed, file_text=current).clean is True
+        assert judge.verdict(gen, [ratio], GENERATED.replace("a / b", "a * b + 1"), file_text=current).clean is False
+    assert (project.path / "gen.py").read_text() == current

@@ -8,9 +8,9 @@ import pytest
 
 from redline.attribution import attribute, locate, repo_relative
 from redline.config import load_config
-from redline.ledger import record_feedback, record_generation, record_insertion
+from redline.ledger import record, record_generation
 from redline.queue import open_store
-from redline.records import Feedback, Range
+from redline.records import Feedback, Range, Span
 from tests.core.helpers import make_generation
 
 GENERATED = "def area(r):\n    return 3.14159 * r * r\n"
@@ -54,7 +54,7 @@ def test_feedback_is_attributed_after_lines_moved(tmp_path: Path) -> None:
     (tmp_path / "geo.py").write_text("X = 1\n# a comment the user added\n\n\n" + GENERATED)
     fb = Feedback(kind="diagnostic", source="mypy", message="float * str", path="geo.py", range=Range(5, 5))
     loose = Feedback(kind="diagnostic", source="mypy", message="elsewhere", path="geo.py", range=Range(2, 2))
-    record_feedback(store, config, [fb, loose])
+    record(store, config, feedback=[fb, loose])
     [attributed] = store.feedback_for(gen.id)
     assert attributed.message == "float * str" and attributed.meta["attribution"] == "reanchored"
     assert store.feedback_for(other.id) == []
@@ -64,6 +64,6 @@ def test_feedback_is_attributed_after_lines_moved(tmp_path: Path) -> None:
 def test_span_of_an_unknown_generation_still_attributes(tmp_path: Path) -> None:
     config = load_config(tmp_path)
     store = open_store(config)
-    record_insertion(store, "pasted-from-chat", "a.py", Range(0, 2), GENERATED)
+    record(store, config, spans=[Span("pasted-from-chat", "a.py", Range(0, 2), GENERATED)])
     matches = attribute(store, "a.py", 1, file_text=GENERATED)
     assert [m.generation_id for m in matches] == ["pasted-from-chat"]

@@ -12,9 +12,9 @@ import pytest
 from redline.attribution import Attributor
 from redline.config import Config, load_config
 from redline.history import parse_unified
-from redline.ledger import record_feedback, record_insertion
+from redline.ledger import record
 from redline.queue import Store, open_store
-from redline.records import Feedback, Range
+from redline.records import Feedback, Range, Span
 from tests.core.helpers import git as _git
 
 HEAD = "import math\n\n\n"
@@ -57,9 +57,9 @@ def store(config: Config) -> Store:
 
 
 @pytest.fixture
-def gid(repo: Path, store: Store) -> str:
-    record_insertion(store, "gen-mean", "stats.py", Range(MEAN_AT, MEAN_AT + 5), MEAN, commit=_git(repo, "rev-parse",
-                                                                                                   "HEAD"))
+def gid(repo: Path, store: Store, config: Config) -> str:
+    record(store, config, spans=[Span("gen-mean", "stats.py", Range(MEAN_AT, MEAN_AT + 5), MEAN,
+                                      commit=_git(repo, "rev-parse", "HEAD"))])
     return "gen-mean"
 
 
@@ -124,9 +124,9 @@ def test_lines_added_above_move_the_span(repo: Path, store: Store, gid: str) -> 
     assert _owner(store, repo, MEAN_AT) is None
 
 
-def test_uncommitted_span_falls_back_to_content_near_the_old_place(repo: Path, store: Store) -> None:
+def test_uncommitted_span_falls_back_to_content_near_the_old_place(repo: Path, store: Store, config: Config) -> None:
     """No commit (an editor's insertion): found by content in a window, the human's inserted line still theirs."""
-    record_insertion(store, "gen-mean", "stats.py", Range(MEAN_AT, MEAN_AT + 5), MEAN)
+    record(store, config, spans=[Span("gen-mean", "stats.py", Range(MEAN_AT, MEAN_AT + 5), MEAN)])
     lines = _edit(repo, "    for x in xs:\n", "    for x in xs:\n        print(x)  # human\n")
     [anchor] = Attributor(store, repo).anchors("stats.py")
     assert anchor.confidence == "fuzzy"
@@ -148,11 +148,11 @@ def test_two_call_sites_of_one_error_are_two_records(repo: Path, store: Store, c
         return Feedback(kind="diagnostic", source="mypy", message='Argument 1 has incompatible type "str"',
                         rule="arg-type", path="stats.py", range=Range(line, line + 1))
 
-    added = record_feedback(store, config, [finding(MEAN_AT + 1), finding(MEAN_AT + 4)])
+    added = record(store, config, feedback=[finding(MEAN_AT + 1), finding(MEAN_AT + 4)])
     assert added.feedback == 2
     assert sorted(f.meta["span_line"] for f in store.feedback_for(gid)) == [1, 4]
     _edit(repo, "import math\n", "import math\nimport os\n")  # the same two findings after the code moved
-    assert record_feedback(store, config, [finding(MEAN_AT + 2), finding(MEAN_AT + 5)]).feedback == 0
+    assert record(store, config, feedback=[finding(MEAN_AT + 2), finding(MEAN_AT + 5)]).feedback == 0
 
 
 def test_lsp_ruff_and_ruff_are_one_record(repo: Path, store: Store, config: Config, gid: str) -> None:
@@ -163,7 +163,7 @@ def test_lsp_ruff_and_ruff_are_one_record(repo: Path, store: Store, config: Conf
     ci = Feedback(kind="diagnostic", source="ruff", message=editor.message, rule="F841", path="stats.py",
                   range=Range(MEAN_AT + 1, MEAN_AT + 1, 4, 5))
     assert store.add(feedback=[editor]).feedback == 1
-    assert record_feedback(store, config, [ci]).feedback == 0
+    assert record(store, config, feedback=[ci]).feedback == 0
 
 
 def test_plugin_and_junit_test_ids_are_one_record() -> None:

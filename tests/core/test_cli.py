@@ -57,6 +57,7 @@ def test_errors_are_one_line_naming_file_and_fix(repo: Path, tmp_path: Path) -> 
     assert len(proc.stderr.strip().splitlines()) == 1 and "redline.toml" in proc.stderr
 
 
+@pytest.mark.slow
 def test_doctor_reports_each_check(repo: Path) -> None:
     out = run(repo, "doctor").stdout
     for name in ("python", "torch", "cuda", "model", "disk", "queue"):

@@ -362,6 +362,7 @@ def tiny_disk(tmp_path: Path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.slow
 def test_defect_6_full_disk_under_the_cli_is_one_line(repo: Path, tmp_path: Path, tiny_disk: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDLINE_STATE_DIR", str(tiny_disk / "state"))

@@ -148,6 +148,7 @@ def _writer(path: str, worker: int, n: int) -> None:
     s.close()
 
 
+@pytest.mark.slow
 def test_eight_processes_write_4000_records_without_loss(tmp_path: Path) -> None:
     path = str(tmp_path / "q.sqlite3")
     SQLiteStore(path).close()

@@ -11,7 +11,7 @@ import pytest
 
 from redline.config import load_config
 from redline.errors import RecordError
-from redline.ledger import prepare_generation
+from redline.ledger import record
 from redline.queue import open_store
 from redline.transfer import MAX_LINE_BYTES, export_jsonl, import_jsonl
 from tests.core.helpers import make_feedback, make_generation
@@ -34,10 +34,9 @@ def test_export_import_export_round_trips(repo: Path, tmp_path: Path, monkeypatc
     config = load_config(repo)
     store = open_store(config)
     gens = [make_generation(i, path="m.py", start=i * 3) for i in range(5)]
-    for g in gens:
-        prepare_generation(config, g)
     edit = make_feedback(gens[0].id, kind="edit", correction="def f0(x):\n    return x\n", source="lsp")
-    store.add(gens, [make_feedback(g.id, i) for i, g in enumerate(gens)] + [edit, make_feedback(None, 99)])
+    record(store, config, generations=gens,
+           feedback=[make_feedback(g.id, i) for i, g in enumerate(gens)] + [edit, make_feedback(None, 99)])
     first = _export(store)
     dump = tmp_path / "dump.jsonl"
     dump.write_text(first)

@@ -74,10 +74,18 @@ def test_the_daemon_survives_each_way_a_child_dies(redline_home: Path, clock, pr
 
 def test_a_child_that_wrote_its_report_counts_as_finished_even_if_stopped_after(tmp_path: Path) -> None:
     """Found end to end: a daemon stopped while its child was exiting overwrote "promoted" with "failed"."""
+    written = tmp_path / "written"
     writes_then_hangs = ("import json, sys, time; open(sys.argv[-1], 'w').write(json.dumps({'promoted': True, "
-                         "'version': 'v0001', 'reason': None})); time.sleep(60)")
+                         "'version': 'v0001', 'reason': None})); open(" + repr(str(written)) + ", 'w').close(); "
+                         "time.sleep(60)")
     stop = threading.Event()
-    threading.Timer(0.5, stop.set).start()
+
+    def stop_once_written() -> None:  # not after a fixed time: on a busy machine the child may not have started
+        while not written.exists():
+            time.sleep(0.05)
+        stop.set()
+
+    threading.Thread(target=stop_once_written, daemon=True).start()
     cmd = [sys.executable, "-c", writes_then_hangs]
     out = run_child(tmp_path, time_limit_s=60, grace_s=5, stop=stop, cmd=cmd)
     assert out.ok and out.promoted and out.version == "v0001"

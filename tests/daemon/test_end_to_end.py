@@ -5,12 +5,12 @@ trains in its child process, the gate promotes, a running `redline serve` switch
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,32 +18,43 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from redline.config import load_config
+from redline.config import Config, load_config
 from redline.daemon import registry
 from redline.daemon.main import kick, running_pid
 from redline.queue import open_store
 from redline.serve import control
 from redline.status import TrainingStatus, read_status
 from redline.trainer.feedback_text import is_passed
+from tests.conftest import descendants_cpu_s, wait_for
 from tests.lsp_server.lsp_helpers import command
 
 SERVER = [sys.executable, "-c", "from redline.cli import main; main(['lsp', '--log-level', 'warning'])"]
 
 
-def wait_until(what: str, ok: Callable[[], object], timeout: float, alive: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        assert alive.poll() is None, f"the daemon exited while waiting for: {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
-        time.sleep(0.5)
-
-
-def training_status(config) -> TrainingStatus:  # type: ignore[no-untyped-def]
+def training_status(config: Config) -> TrainingStatus:
     store = open_store(config)
     try:
         return read_status(store)
     finally:
         store.close()
+
+
+def daemon_progress(config: Config, daemon: subprocess.Popen[str]) -> tuple[object, ...]:
+    """What moves while the daemon works: the queue's counts and training status (less the time of the daemon's
+    last look, a heartbeat that moves on every tick), its log, the files under the adapters directory (the
+    training's checkpoints appear there: `checkpoint_every` below), and the CPU time of its training child (on a
+    loaded machine, the nice-10 child may get so little CPU that nothing else moves for many minutes)."""
+    store = open_store(config)
+    try:
+        status, counts = read_status(store), store.counts()
+    finally:
+        store.close()
+    looked = status.daemon and dataclasses.replace(status.daemon, at=None)
+    log = config.home / "logs" / "daemon.log"
+    files = sorted(os.path.relpath(os.path.join(d, f), config.adapters_dir)
+                   for d, _, names in os.walk(config.adapters_dir) for f in names)
+    return (counts, status.last, status.adapter, looked, log.stat().st_size if log.exists() else 0, files,
+            descendants_cpu_s(daemon.pid))
 
 
 @pytest.fixture
@@ -60,7 +71,8 @@ def trained(world_model: Path, redline_home: Path, tmp_path: Path) -> Iterator[P
     root.mkdir()
     (root / "redline.toml").write_text(
         f'model = "{world_model}"\nscrub_secrets = false\ntrain_on_cpu = true\n[train]\nhindsight = "template"\n'
-        f"template = {json.dumps(HINDSIGHT_TEMPLATE)}\nbatch_size = 8\nlr = 2e-3\nmax_steps = 40\n", encoding="utf-8")
+        f"template = {json.dumps(HINDSIGHT_TEMPLATE)}\nbatch_size = 8\nlr = 2e-3\nmax_steps = 12\n"
+        "checkpoint_every = 4\n", encoding="utf-8")
     config = load_config(root)
     registry.register(redline_home, root, config.repo_id)
     env = {**os.environ, "REDLINE_HOME": str(redline_home)}
@@ -68,23 +80,28 @@ def trained(world_model: Path, redline_home: Path, tmp_path: Path) -> Iterator[P
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     daemon = subprocess.Popen([sys.executable, "-m", "redline", "daemon", "run", "--tick", "1"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    procs = {"redline daemon run": daemon, "redline serve": serve}
+    moving = functools.partial(daemon_progress, config, daemon)
     try:
-        wait_until("the daemon's lock", lambda: running_pid(redline_home) == daemon.pid, 60, daemon)
-        wait_until("redline serve", lambda: (control.health(config) or {}).get("state") == "serving", 120, serve)
+        wait_for("the daemon's lock", lambda: running_pid(redline_home) == daemon.pid, alive=procs, progress=moving)
+        # loading the model shows nothing: only a stall (or serve exiting) ends this wait
+        wait_for("redline serve", lambda: (control.health(config) or {}).get("state") == "serving", alive=procs,
+                 progress=lambda: None)
         assert control.health(config)["adapter"] is None  # type: ignore[index]
         bundle = tmp_path / "ci.jsonl"
         bundle.write_text("".join(json.dumps({"generation": g.to_dict(), "feedback": [f.to_dict() for f in fbs]})
                                   + "\n" for g, fbs in records[:36] + held), encoding="utf-8")
         config.inbox_dir.mkdir(parents=True, exist_ok=True)
         bundle.replace(config.inbox_dir / "ci.jsonl")
-        wait_until("the bundle's import", (config.inbox_dir / "done" / "ci.jsonl").exists, 60, daemon)
+        wait_for("the bundle's import", (config.inbox_dir / "done" / "ci.jsonl").exists, alive=procs, progress=moving)
         kick(redline_home, str(root))
-        wait_until("a training result", lambda: (st := training_status(config)).last is not None
-                   and st.daemon is not None and st.daemon.state != "training", 1500, daemon)
+        wait_for("a training result", lambda: (st := training_status(config)).last is not None
+                 and st.daemon is not None and st.daemon.state != "training", alive=procs, progress=moving)
         status = training_status(config)
         assert status.last is not None and status.last.result == "promoted", status.last
         assert status.adapter.version == "v0001" and status.adapter.gate_passed and status.adapter.gate
-        wait_until("serve on v0001", lambda: (control.health(config) or {}).get("adapter") == "v0001", 120, serve)
+        wait_for("serve on v0001", lambda: (control.health(config) or {}).get("adapter") == "v0001", alive=procs,
+                 progress=lambda: control.health(config))
         assert daemon.poll() is None  # alive after its child finished
         yield root
     finally:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,9 @@ from redline.config import load_config
 from redline.daemon import registry
 from redline.daemon.main import AlreadyRunning, Daemon, running_pid, single_instance
 from redline.queue import open_store
+from tests.conftest import wait_for
 from tests.core.helpers import make_feedback, make_generation
 from tests.daemon.conftest import make_repo
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def test_a_second_daemon_exits_naming_the_first_pid(redline_home: Path) -> None:
@@ -61,7 +53,9 @@ def test_inbox_bundles_are_imported_and_a_corrupt_one_goes_to_failed(redline_hom
         good.replace(inbox / "good.jsonl")
         (tmp_path / "bad.jsonl").write_text('{"generation": {"completion": 1}}\n')
         (tmp_path / "bad.jsonl").replace(inbox / "bad.jsonl")
-        wait_for(lambda: (inbox / "done" / "good.jsonl").exists() and (inbox / "failed" / "bad.jsonl").exists())
+        wait_for("the inbox watcher to take both bundles", lambda: (inbox / "done" / "good.jsonl").exists()
+                 and (inbox / "failed" / "bad.jsonl").exists(), alive={}, progress=lambda: sorted(os.listdir(inbox)),
+                 poll_s=0.05)
         reason = (inbox / "failed" / "bad.jsonl.error.txt").read_text()
         assert "bad.jsonl" in reason and "line 1" in reason
         store = open_store(config)
@@ -97,6 +91,27 @@ def test_install_dry_run_prints_the_files_and_changes_nothing(tmp_path: Path, mo
     assert not (tmp_path / ".config").exists()
     out = CliRunner().invoke(cli, ["daemon", "install", "--dry-run", "--kind", "launchd"]).output
     assert "<plist" in out and "dev.redline.daemon" in out
+
+
+def test_dry_run_without_a_service_manager_prints_what_the_default_kind_installs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #28: `install --dry-run` on a machine with no systemd user session and no cron failed with 'no service
+    manager found' instead of showing what it would install; a real install still fails with that one line. The
+    dry run's lines come out whole (the console used to wrap them at 80 columns, cutting a unit's long lines)."""
+    from redline.daemon import service
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(service.sys, "platform", "linux")
+    monkeypatch.setattr(service.shutil, "which", lambda name: None)  # no systemctl, no crontab
+    dry = CliRunner().invoke(cli, ["daemon", "install", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.splitlines()[0] == ("# no service manager found (systemd user session, launchd or cron): this is "
+                                          "what `--kind systemd` would install")
+    assert "[Service]" in dry.output and "systemctl --user enable --now" in dry.output
+    assert not (tmp_path / ".config").exists()
+    real = CliRunner().invoke(cli, ["daemon", "install"])
+    assert real.exit_code != 0 and "no service manager found" in str(real.exception)
+    assert not (tmp_path / ".config").exists()
 
 
 def test_doctor_says_whether_the_daemon_runs_and_this_repo_is_registered(tmp_path: Path, redline_home: Path,

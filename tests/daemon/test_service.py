@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from redline.daemon import service
+from tests.conftest import skip_or_fail
 
 
 def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     exe = shutil.which("systemd-analyze")
     if exe is None:
-        pytest.skip("systemd-analyze is not installed (Debian package `systemd`)")
+        skip_or_fail("systemd-analyze is not installed (Debian package `systemd`)")
     p = service.plan("systemd", tmp_path / "home", user_home=tmp_path)
     (unit,) = p.files
     unit.path.parent.mkdir(parents=True)

@@ -14,14 +14,16 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
 
 from redline.config import load_config
 from redline.queue import open_store
+from tests.conftest import skip_or_fail, wait_for
 from tests.core.helpers import stop
+from tests.lsp_server.conftest import serve_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 EXT = ROOT / "editors" / "vscode"
@@ -35,27 +37,20 @@ pytestmark = [pytest.mark.slow,
 
 
 def prerequisites() -> tuple[Path, Path, str]:
-    """(code-server, vsix, chromium), or skip naming exactly what is missing."""
+    """(code-server, vsix, chromium), or skip naming exactly what is missing (under CI: fail)."""
     error = os.environ.get("CODE_SERVER_ERROR")
     if error:
-        pytest.skip(f"code-server could not be installed: {error}")
+        skip_or_fail(f"code-server could not be installed: {error}")
     code_server = Path(os.environ.get("CODE_SERVER", ""))
     if not code_server.is_file():
-        pytest.skip(f"CODE_SERVER={code_server} is not an executable (editors/vscode/test/e2e/install-code-server.sh)")
+        skip_or_fail(f"CODE_SERVER={code_server} is not an executable (editors/vscode/test/e2e/install-code-server.sh)")
     vsix = EXT / "out" / "redline.vsix"
     if not vsix.is_file():
-        pytest.skip(f"{vsix} is missing: run `npm run package` in editors/vscode")
+        skip_or_fail(f"{vsix} is missing: run `npm run package` in editors/vscode")
     chromium = shutil.which("chromium") or ""
     if not chromium:
-        pytest.skip("chromium is not installed: apt-get install -y chromium")
+        skip_or_fail("chromium is not installed: apt-get install -y chromium")
     return code_server, vsix, chromium
-
-
-def serve_available() -> str | None:
-    """None when `redline serve` runs here, else why not."""
-    r = subprocess.run([sys.executable, "-m", "redline", "serve", "--help"], capture_output=True, text=True,
-                       timeout=120)
-    return None if r.returncode == 0 else (r.stderr.strip().splitlines() or ["no output"])[-1]
 
 
 def free_port() -> int:
@@ -64,19 +59,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    seen = []
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen.append(line)
-        if marker in line:
-            return line
-    proc.kill()
-    raise AssertionError(f"no {marker!r} within {timeout}s: {''.join(seen)[-3000:]}")
+class Lines:
+    """A process's output, read line by line on a thread (so a wait can watch it grow without blocking)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    def find(self, marker: str) -> str | None:
+        return next((line for line in list(self.lines) if marker in line), None)
 
 
 def workspace(tmp_path: Path, model: Path | None) -> Path:
@@ -109,7 +105,7 @@ def user_settings(user_data: Path) -> None:
 
 def test_completion_accepted_in_code_server_is_queued_with_its_span(tmp_path: Path, redline_home: Path) -> None:
     code_server, vsix, chromium = prerequisites()
-    no_serve = serve_available()
+    no_serve = serve_unavailable()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     model = None
     if no_serve is None:
@@ -124,34 +120,41 @@ def test_completion_accepted_in_code_server_is_queued_with_its_span(tmp_path: Pa
     subprocess.run([str(code_server), *common, "--install-extension", str(vsix)], check=True, env=env,
                    capture_output=True, timeout=300)
 
-    procs: list[subprocess.Popen[str]] = []
+    servers: dict[str, subprocess.Popen[str]] = {}  # what must stay up while the test waits
     try:
         if no_serve is None:
-            serve = subprocess.Popen([sys.executable, "-m", "redline", "serve", "--port", "0"], cwd=repo, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True)
-            procs.append(serve)
+            servers["redline serve"] = subprocess.Popen(
+                [sys.executable, "-m", "redline", "serve", "--port", "0"], cwd=repo, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True)
             serve_json = load_config(repo).state_dir / "serve.json"
-            deadline = time.monotonic() + 120
-            while not serve_json.exists() and serve.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert serve_json.exists(), "redline serve did not start (no serve.json)"
+            wait_for("redline serve's serve.json", serve_json.exists, alive=servers,
+                     progress=lambda: None)  # loading the model shows nothing: only a stall ends this wait
         port = free_port()
-        code = subprocess.Popen([str(code_server), *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
-                                 "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
-                                 "--disable-getting-started-override", str(repo)],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        procs.append(code)
-        wait_for_line(code, "HTTP server listening", 120)
+        code = servers["code-server"] = subprocess.Popen(
+            [str(code_server), *common, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}", "--disable-telemetry",
+             "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override", str(repo)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = Lines(code)
+        wait_for("code-server's 'HTTP server listening'", lambda: output.find("HTTP server listening"),
+                 alive=servers, progress=lambda: (len(output.lines), output.lines[-1:]))
         args = {"url": f"http://127.0.0.1:{port}", "folder": str(repo), "artifacts": str(ARTIFACTS),
                 "chromium": chromium, "complete": no_serve is None, "comment": COMMENT}
-        drive = subprocess.run(["node", str(EXT / "test" / "e2e" / "drive.mjs"), json.dumps(args)], cwd=EXT,
-                               capture_output=True, text=True, timeout=420)
-        (ARTIFACTS / "drive.log").write_text(drive.stderr, encoding="utf-8")
+        # drive.mjs logs a line per step to stderr (kept as drive.log) and prints its result as JSON on stdout
+        log, out = ARTIFACTS / "drive.log", tmp_path / "drive.json"
+        with log.open("w", encoding="utf-8") as err, out.open("w", encoding="utf-8") as res:
+            drive = subprocess.Popen(["node", str(EXT / "test" / "e2e" / "drive.mjs"), json.dumps(args)], cwd=EXT,
+                                     stdout=res, stderr=err, text=True)
+            try:
+                wait_for("drive.mjs to finish", lambda: drive.poll() is not None, alive=servers,
+                         progress=lambda: log.read_text(encoding="utf-8").splitlines()[-1:])
+            finally:
+                stop(drive)
         shutil.copytree(user_data / "logs", ARTIFACTS / "code-server-logs", dirs_exist_ok=True)
-        result = json.loads(drive.stdout.strip().splitlines()[-1]) if drive.stdout.strip() else {}
-        assert drive.returncode == 0, f"{result.get('error') or drive.stderr[-3000:]}\nsteps: {result.get('steps')}"
+        stdout, stderr = out.read_text(encoding="utf-8"), log.read_text(encoding="utf-8")
+        result = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
+        assert drive.returncode == 0, f"{result.get('error') or stderr[-3000:]}\nsteps: {result.get('steps')}"
     finally:
-        for proc in reversed(procs):
+        for proc in reversed(servers.values()):
             stop(proc)
 
     assert "queued" in result["status"]
@@ -165,7 +168,7 @@ def test_completion_accepted_in_code_server_is_queued_with_its_span(tmp_path: Pa
         review = {(f.kind, f.message) for gid in spans for f in store.feedback_for(gid)}
         assert {("review", COMMENT), ("accept", "marked good")} <= review, review
         if no_serve is not None:
-            pytest.skip(f"`redline serve` is not available ({no_serve}): the completion part did not run")
+            skip_or_fail(f"`redline serve` is not available ({no_serve}): the completion part did not run")
         served = {g.prompt.prefix.rsplit("\n", 1)[-1]: g for g in gens.values()
                   if g is not None and g.origin != "lsp" and g.prompt.prefix is not None}
         assert sorted(served) == ["y = ", "z = "], f"tracked spans of served generations: {gens}"

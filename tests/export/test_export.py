@@ -17,6 +17,7 @@ from redline.export.runtimes import export_adapter
 from tests.export.helpers import build_base
 
 
+@pytest.mark.slow
 def test_dir_export_is_the_registered_folder_byte_for_byte(repo: Config, tmp_path: Path) -> None:
     src = AdapterRegistry(repo.adapters_dir).path("v0001")
     exp = export_adapter(repo, "current", "dir", tmp_path / "exports" / "out")

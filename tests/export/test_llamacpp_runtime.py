@@ -22,7 +22,7 @@ from tests.export.llama_gguf import write_llama_gguf
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed "
                                 "(`pip install 'llama-cpp-python[server]'` compiles llama.cpp)")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_part]
 
 IDS = [3, 17, 42, 99, 5, 64, 7, 120, 1, 33]
 

@@ -17,9 +17,11 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from redline.config import load_config
 from redline.queue import Store, open_store
+from tests.conftest import skip_or_fail
 
 SERVER = [sys.executable, "-c", "from redline.cli import main; main(['lsp', '--log-level', 'warning'])"]
-CLIENTS = ["visual-studio-code", "neovim"]
+#: each session test runs once per client's capabilities; the fast lane keeps VS Code's (the slow lane adds Neovim's)
+CLIENTS = ["visual-studio-code", pytest.param("neovim", marks=pytest.mark.slow)]
 
 
 @pytest.fixture
@@ -61,18 +63,20 @@ PREFIX = "import sys\n\n\ndef main():\n    "
 SUFFIX = "\n"
 
 
-def serve_available() -> bool:
-    done = subprocess.run([sys.executable, "-m", "redline", "serve", "--help"], capture_output=True, check=False)
-    return done.returncode == 0
+def serve_unavailable() -> str | None:
+    """None when `redline serve --help` runs here, else the last line it printed."""
+    done = subprocess.run([sys.executable, "-m", "redline", "serve", "--help"], capture_output=True, text=True,
+                          check=False, timeout=120)
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["no output"])[-1]
 
 
 @pytest.fixture
 def served(repo: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(generation id, completion) from one FIM request to a `redline serve` running for `repo`."""
-    if not serve_available():
-        pytest.skip("`redline serve` is not available in this checkout")
-    httpx = pytest.importorskip("httpx")
-    pytest.importorskip("torch")
+    if why := serve_unavailable():
+        skip_or_fail(f"`redline serve` is not available: {why}")
+    import httpx
+
     from tests.trainer.conftest import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")

@@ -15,7 +15,7 @@ from tests.lsp_server.conftest import PREFIX, SUFFIX
 from tests.lsp_server.lsp_helpers import command
 from tests.lsp_server.test_linking import opened, tracked
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_part]
 
 
 @pytest.mark.asyncio

@@ -19,6 +19,8 @@ import pytest
 from redline.config import load_config
 from redline.queue import open_store
 
+pytestmark = pytest.mark.real_part
+
 PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "nvim"
 #: `REDLINE_TEST_NVIM=/path/to/nvim` tests another Neovim than the one on PATH
 NVIM = os.environ.get("REDLINE_TEST_NVIM") or shutil.which("nvim")

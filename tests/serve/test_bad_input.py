@@ -27,6 +27,7 @@ def still_serving(client: httpx.Client) -> None:
     assert client.post("/v1/completions", json=GOOD).status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("raw", "needle"), [
     (b"{not json", "not valid JSON"),
     (b"[1, 2]", "JSON object"),
@@ -43,17 +44,20 @@ def test_bad_body_is_400(client: httpx.Client, raw: bytes, needle: str):
     still_serving(client)
 
 
+@pytest.mark.slow
 def test_bad_chat_messages_are_400(client: httpx.Client):
     for body in ({"messages": []}, {"messages": [{"content": "x"}]}, {"messages": "hi"}):
         assert "messages" in one_line_error(client.post("/v1/chat/completions", json=body), 400)
 
 
+@pytest.mark.slow
 def test_body_over_the_limit_is_413(client: httpx.Client):
     huge = {"prompt": "x" * (5 * 1024 * 1024)}
     assert "limit" in one_line_error(client.post("/v1/completions", json=huge), 413)
     still_serving(client)
 
 
+@pytest.mark.slow
 def test_prompt_longer_than_the_context_is_400(client: httpx.Client):
     long = {"prompt": "def add(a, b):\n    return a + b\n" * 200, "max_tokens": 4}
     assert "context" in one_line_error(client.post("/v1/completions", json=long), 400)
@@ -62,6 +66,7 @@ def test_prompt_longer_than_the_context_is_400(client: httpx.Client):
     still_serving(client)
 
 
+@pytest.mark.slow
 def test_unknown_model_is_404(server: Server, client: httpx.Client):
     for model in ("gpt-4", f"{server.world.repo_name}@v0099"):
         assert "unknown model" in one_line_error(client.post("/v1/completions", json={**GOOD, "model": model}), 404)
@@ -69,6 +74,7 @@ def test_unknown_model_is_404(server: Server, client: httpx.Client):
         client.post("/api/chat", json={"model": "llama3", "messages": [{"role": "user", "content": "x"}]}), 404)
 
 
+@pytest.mark.slow
 def test_client_gone_mid_stream_leaves_no_row_and_the_server_serves_on(server: Server, client: httpx.Client):
     body = {"prompt": "def f():\n", "max_tokens": 480, "temperature": 1.0, "stream": True}
     for _ in range(3):  # a sample may end (eos) before the hang-up reaches the server: a whole answer, rightly kept
@@ -82,6 +88,7 @@ def test_client_gone_mid_stream_leaves_no_row_and_the_server_serves_on(server: S
     assert not server.world.has_row(gid)
 
 
+@pytest.mark.slow
 def test_yield_answers_503_until_resume(server: Server, client: httpx.Client):
     from redline.serve import control
 
@@ -109,6 +116,7 @@ def test_control_is_a_no_op_without_a_server(tmp_path):
     assert control.find_server(config) is None  # a stale file from a dead server
 
 
+@pytest.mark.slow
 def test_non_loopback_bind_needs_allow_remote(serve_world: World):
     r = subprocess.run([*REDLINE, "serve", "--host", "0.0.0.0", "--port", "0"], cwd=serve_world.repo,
                        env=serve_world.env, capture_output=True, text=True, timeout=60)

@@ -10,6 +10,8 @@ from transformers import AutoTokenizer
 
 from tests.serve.conftest import Server, ndjson_events, sse_events
 
+pytestmark = pytest.mark.slow
+
 CHAT = [{"role": "system", "content": "Write Python."}, {"role": "user", "content": "add a and b"}]
 PREFIX, SUFFIX = "import os\n\ndef add(a, b):\n    return ", "\n\nprint(add(1, 2))\n"
 RAW = "def mul(a, b):\n"

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from redline.adapters import AdapterRegistry
 from redline.config import load_config
 from redline.serve.engine import Engine
 from redline.serve.shapes import parse_request
 from tests.serve.conftest import World, _adapter
+
+pytestmark = pytest.mark.slow
 
 
 def test_first_adapter_arrives_while_serving(serve_world: World, tmp_path: Path):

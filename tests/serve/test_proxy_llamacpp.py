@@ -17,7 +17,7 @@ from tests.serve.conftest import World, start, stop
 from tests.serve.test_endpoints import client_text
 
 pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is not installed")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.real_part]
 
 _VOLATILE = [(re.compile(rb'"id": ?"[^"]*"'), b'"id":""'), (re.compile(rb'"created": ?\d+'), b'"created":0')]
 

@@ -18,6 +18,8 @@ from redline.queue import open_store
 from tests.export.test_vllm import Fake, start_fake
 from tests.serve.conftest import World, start, stop
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def vllm(tmp_path: Path) -> Iterator[Fake]:

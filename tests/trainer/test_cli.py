@@ -39,6 +39,7 @@ def test_dry_run_prints_counts_and_both_contexts(repo: Path) -> None:
     assert not (load_config().adapters_dir / "versions").exists()
 
 
+@pytest.mark.slow
 def test_train_registers_gates_and_adapters_commands(repo: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["train", "--max-steps", "3"])

@@ -82,11 +82,13 @@ def test_validate_train_settings_lists_every_problem_for_doctor() -> None:
     assert any("`batch_sise`" in p and "did you mean `batch_size`" in p for p in problems)
     assert any("`grad_accum` was removed" in p for p in problems)
     assert any("`lr` = 0" in p for p in problems) and any("`alpha` = 3" in p for p in problems)
-    assert validate_train_settings({"hindsight": "template"}) == [
-        "trainer setting `template` = None is invalid: expected a format string when hindsight='template' "
-        "— see docs/trainer.md"]
+    assert validate_train_settings({"hindsight": "template"}) == []  # the model's own template, else SDPO's
+    assert validate_train_settings({"hindsight": "poem"}) == [
+        "trainer setting `hindsight` = 'poem' is invalid: expected one of ['auto', 'chat', 'chat-turn', 'fim', "
+        "'template'] — see docs/trainer.md"]
 
 
+@pytest.mark.slow
 def test_doctor_reports_a_typo_in_the_train_table(tmp_path) -> None:
     import subprocess
     import sys
@@ -107,3 +109,47 @@ def test_steps_follow_the_data() -> None:
     assert steps(256) == 96  # 3 epochs
     assert steps(100_000) == MAX_AUTO_STEPS  # the ceiling
     assert steps(16, epochs=1) == 2 and steps(16, max_steps=7) == 7  # what the user set wins
+
+
+def test_a_setting_that_moved_to_the_bench_is_named_with_where_it_went(tmp_path) -> None:
+    """Issue #28: the experiments' settings left `TrainConfig`. A train_config.json saved before names every one at
+    its default and still loads; a table or file that asks for an experiment is told where it went."""
+    import json
+
+    from redline.trainer.config import validate_train_settings
+
+    old = {**TrainConfig().to_dict(), "teacher": "base", "ema_rate": 0.05, "on_policy_ratio": 0.0, "scalar_k": 4,
+           "scalar_temperature": 1.0}
+    (tmp_path / "train_config.json").write_text(json.dumps(old))
+    assert TrainConfig.load(tmp_path / "train_config.json") == TrainConfig()
+    for key, value in [("teacher", "ema"), ("ema_rate", 0.5), ("on_policy_ratio", 0.25), ("scalar_k", 8)]:
+        with pytest.raises(ConfigError) as err:
+            TrainConfig.from_dict({**old, key: value})
+        assert f"`{key}` was removed" in str(err.value) and "bench/methods.py" in str(err.value)
+        assert "\n" not in err.value.one_line()
+    for method in ("sft-edit", "scalar"):
+        with pytest.raises(ConfigError, match=f"method `{method}` was removed: .*bench/methods.py"):
+            TrainConfig.from_dict({"method": method})
+    problems = validate_train_settings({"teacher": "ema", "method": "scalar", "lr": 1e-4})
+    assert len(problems) == 2 and all("bench/methods.py" in p for p in problems)
+
+
+def test_every_setting_is_declared_once_with_its_check_and_help_and_documented() -> None:
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from redline.trainer.config import METHODS, REMOVED, setting_help
+
+    fields = dataclasses.fields(TrainConfig)
+    assert all(callable(f.metadata["ok"]) and f.metadata["expected"] and f.metadata["help"] for f in fields)
+    assert list(setting_help()) == [f.name for f in fields]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "trainer.md").read_text(encoding="utf-8")
+    table = docs.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = {name for row in table.splitlines() if row.startswith("| `")
+                  for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    assert documented == {f.name for f in fields}, documented ^ {f.name for f in fields}
+    assert not documented & set(REMOVED)
+    from redline.trainer.methods import METHODS as IMPLEMENTED
+
+    assert tuple(IMPLEMENTED) == METHODS  # every method a config may name has its implementation

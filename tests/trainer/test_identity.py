@@ -29,6 +29,7 @@ def adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_the_adapter_records_its_base_and_matches_it(tiny_model: Path, adapter: Path) -> None:
     meta = read_adapter_meta(adapter)
     base = meta["base_model"]

@@ -51,6 +51,7 @@ def _examples(n: int = 8) -> list[TrainingExample]:
     return [TrainingExample(g, failing(g)) for g in gens]
 
 
+@pytest.mark.slow
 def test_a_tiny_budget_turns_on_checkpointing_and_the_run_still_trains(tiny_model: Path, tmp_path: Path) -> None:
     from redline.trainer.model import load_base
 
@@ -68,14 +69,15 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
     return load_file(str(out / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_an_out_of_memory_step_halves_the_micro_batch_and_resumes(tiny_model: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import redline.trainer.loop as loop
+    import redline.trainer.methods as methods
 
     cfg = dict(max_steps=4, batch_size=4, lr=1e-2, seed=3)
     reference = train(tiny_model, _examples(), tmp_path / "ref", TrainConfig(**cfg, micro_batch=2), progress=False)
 
-    real, calls = loop.distill_loss, {"oom": 0}
+    real, calls = methods.distill_loss, {"oom": 0}
 
     def flaky(model, pairs, *args, **kwargs):  # type: ignore[no-untyped-def]
         if len(pairs) > 2:  # "too big for the card": fails until the micro-batch is halved
@@ -83,7 +85,7 @@ def test_an_out_of_memory_step_halves_the_micro_batch_and_resumes(tiny_model: Pa
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(model, pairs, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "distill_loss", flaky)
+    monkeypatch.setattr(methods, "distill_loss", flaky)
     result = train(tiny_model, _examples(), tmp_path / "oom", TrainConfig(**cfg, micro_batch=4), progress=False)
     assert calls["oom"] == 1 and result.metrics["oom_retries"] == 1 and result.metrics["micro_batch"] == 2
     assert result.steps == reference.steps == 4
@@ -91,6 +93,7 @@ def test_an_out_of_memory_step_halves_the_micro_batch_and_resumes(tiny_model: Pa
     assert all(torch.allclose(ref[k], got[k], atol=1e-6) for k in ref)  # as if it had run at 2 from the start
 
 
+@pytest.mark.slow
 def test_an_out_of_memory_optimizer_step_resumes_from_the_last_checkpoint(tiny_model: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = dict(max_steps=4, batch_size=4, micro_batch=4, lr=1e-2, seed=3, checkpoint_every=2)

@@ -10,11 +10,14 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import failing, raw_generation
 from safetensors.torch import load_file
 
 from redline.trainer.api import TrainConfig, TrainingExample, train
+
+pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
 CONFIG = {"max_steps": 8, "checkpoint_every": 2, "batch_size": 4, "micro_batch": 2, "lr": 1e-2, "seed": 7}

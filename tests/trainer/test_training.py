@@ -11,15 +11,19 @@ from safetensors.torch import load_file
 
 from redline.records import Feedback
 from redline.trainer.api import TrainConfig, TrainingExample, generate, load_for_inference, train
-from redline.trainer.contexts import build_pair
+from redline.trainer.contexts import Rendering, build_pair
 from redline.trainer.errors import TrainError
-from redline.trainer.loop import _off_policy_weights, distill_loss
+from redline.trainer.methods import distill_loss, off_policy_weights
 from redline.trainer.model import attach_lora, load_base, lora_targets
 
 
 def examples(n: int = 8) -> list[TrainingExample]:
     gens = [raw_generation(i) for i in range(n)]
     return [TrainingExample(g, failing(g)) for g in gens]
+
+
+def pairs_of(tok, exs: list[TrainingExample], cfg: TrainConfig) -> list:  # type: ignore[no-untyped-def]
+    return [build_pair(tok, i, ex.generation, ex.feedback, Rendering.of(cfg)) for i, ex in enumerate(exs)]
 
 
 def test_lora_targets_are_attention_and_mlp(tiny_model: Path) -> None:
@@ -31,7 +35,7 @@ def test_only_lora_parameters_receive_gradients(tiny_model: Path) -> None:
     base, tok = load_base(tiny_model)
     model = attach_lora(base, TrainConfig())
     cfg = TrainConfig()
-    pairs = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(examples(4))]
+    pairs = pairs_of(tok, examples(4), cfg)
     loss, _kl, _n = distill_loss(model, pairs, cfg, tok.pad_token_id, None)
     loss.backward()
     with_grad = {name for name, p in model.named_parameters() if p.grad is not None}
@@ -45,12 +49,12 @@ def test_loss_is_zero_when_teacher_sees_the_student_context(tiny_model: Path) ->
     model = attach_lora(base, TrainConfig())
     for top_k in (0, 20):
         cfg = TrainConfig(top_k=top_k)
-        pairs = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(examples(4))]
+        pairs = pairs_of(tok, examples(4), cfg)
         for p in pairs:
             p.teacher_ids = list(p.student_ids)
         loss, _, _ = distill_loss(model, pairs, cfg, tok.pad_token_id, None)
         assert abs(loss.item()) < 1e-6
-        pairs_fb = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(examples(4))]
+        pairs_fb = pairs_of(tok, examples(4), cfg)
         assert distill_loss(model, pairs_fb, cfg, tok.pad_token_id, None)[0].item() > 1e-4
 
 
@@ -63,7 +67,7 @@ def test_a_step_on_the_cached_teacher_is_the_step_on_the_live_one(tiny_model: Pa
     base, tok = load_base(tiny_model)
     cfg = TrainConfig(lr=1e-2)
     gens = [replace(raw_generation(i), completion="    return a" + " + b" * (1 + 3 * i) + "\n") for i in range(6)]
-    pairs = [build_pair(tok, i, g, failing(g), cfg) for i, g in enumerate(gens)]
+    pairs = [build_pair(tok, i, g, failing(g), Rendering.of(cfg)) for i, g in enumerate(gens)]
     assert len({len(p.completion_ids) for p in pairs}) == 6
     assert teacher.cache_teacher_hidden(base, pairs, tok.pad_token_id, batch_size=4)
     model = attach_lora(base, cfg)
@@ -94,16 +98,17 @@ def test_off_policy_records_get_clipped_importance_weights(tiny_tokenizer) -> No
     g = raw_generation()
     g.adapter_version = "v0001"
     cfg = TrainConfig()
-    pair = build_pair(tiny_tokenizer, 0, g, failing(g), cfg)
+    pair = build_pair(tiny_tokenizer, 0, g, failing(g), Rendering.of(cfg))
     n = len(pair.completion_ids)
     pair.old_logprobs = [-50.0] * n  # the old policy found these very unlikely → ratio huge → clipped at 2
     logp = torch.full((n,), -30.0)  # the student's log-probs of the n completion tokens (uniform over 30 ids: -3.4)
     mask = torch.ones(1, n, dtype=torch.bool)
-    w = _off_policy_weights([pair], logp, mask, cfg, parent_version=None)
+    w = off_policy_weights([pair], logp, mask, cfg, parent_version=None)
     assert torch.allclose(w, torch.full((n,), 2.0))
-    assert _off_policy_weights([pair], logp, mask, cfg, parent_version="v0001") is None
+    assert off_policy_weights([pair], logp, mask, cfg, parent_version="v0001") is None
 
 
+@pytest.mark.slow
 def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -138,6 +143,7 @@ def test_train_writes_a_peft_adapter_that_plain_peft_loads(tiny_model: Path, tmp
     assert len(greedy) == 2 and greedy[0] == greedy[1] == generate(model, tok, "def f(a):\n", max_new_tokens=4)[0]
 
 
+@pytest.mark.slow
 def test_self_distillation_also_scores_the_teachers_greedy_rewrite(tiny_model: Path, tmp_path: Path) -> None:
     from redline.trainer.revisions import rewrite_pairs
 
@@ -146,7 +152,7 @@ def test_self_distillation_also_scores_the_teachers_greedy_rewrite(tiny_model: P
     accepted = raw_generation(9)
     exs = [*examples(3), TrainingExample(accepted, [Feedback(kind="accept", source="human",
                                                              generation_id=accepted.id)])]
-    pairs = [build_pair(tok, i, ex.generation, ex.feedback, cfg) for i, ex in enumerate(exs)]
+    pairs = pairs_of(tok, exs, cfg)
     assert pairs[3].anchor
     rewrites = rewrite_pairs(model, tok, exs, pairs, cfg)
     assert [q.index for q in rewrites] == [0, 1, 2]  # failed attempts only; an accepted one is its own target
@@ -166,11 +172,11 @@ def test_self_distillation_also_scores_the_teachers_greedy_rewrite(tiny_model: P
 
 
 def test_a_rewrite_is_scheduled_with_its_attempt(tiny_tokenizer) -> None:
-    from redline.trainer.loop import with_rewrites
+    from redline.trainer.batching import with_rewrites
 
     cfg = TrainConfig()
     gens = [raw_generation(i) for i in range(3)]
-    attempts = [build_pair(tiny_tokenizer, i, g, failing(g), cfg) for i, g in enumerate(gens)]
+    attempts = [build_pair(tiny_tokenizer, i, g, failing(g), Rendering.of(cfg)) for i, g in enumerate(gens)]
     rewrites = [replace(attempts[2], completion_ids=[5, 6]), replace(attempts[0], completion_ids=[7])]
     plan = with_rewrites([[0, 1], [2], [1, 0]], [*attempts, *rewrites], records=3)
     assert plan == [[0, 1, 4], [2, 3], [1, 0, 4]]
@@ -212,54 +218,6 @@ def test_records_without_feedback_are_refused(tiny_model: Path, tmp_path: Path) 
                       progress=False)
 
 
-def test_baselines(tiny_model: Path, tmp_path: Path) -> None:
-    exs = examples(4)
-    g = exs[0].generation
-    exs[0].feedback.append(Feedback(kind="edit", source="human", correction="    return a * b\n",
-                                    generation_id=g.id))
-    r = train(tiny_model, exs, tmp_path / "edit", TrainConfig(method="sft-edit", max_steps=2),
-                      progress=False)
-    assert r.pairs == 1 and (tmp_path / "edit" / "adapter_model.safetensors").exists()
-    cfg = TrainConfig(method="sft-revision", max_steps=2, revision_max_new_tokens=6)
-    assert train(tiny_model, exs[:2], tmp_path / "rev", cfg, progress=False).pairs == 2
-    with pytest.raises(TrainError, match="checker"):
-        train(tiny_model, exs, tmp_path / "s", TrainConfig(method="scalar"), progress=False)
-    cfg = TrainConfig(method="scalar", max_steps=2, scalar_k=2, revision_max_new_tokens=6)
-    seen = []
-    r = train(tiny_model, exs[:2], tmp_path / "scalar", cfg, progress=False,
-                      checker=lambda ex, text: seen.append(text) or len(seen) % 2 == 0)
-    assert len(seen) == 4 and r.pairs == 2
-
-
-def test_on_policy_mode_resamples_attempts(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
-    from redline.trainer import loop
-
-    calls = []
-    real = loop.on_policy
-
-    def spy(model, tokenizer, pairs, config, step):
-        out = real(model, tokenizer, pairs, config, step)
-        calls.append(sum(a is not b for a, b in zip(pairs, out, strict=True)))
-        return out
-
-    monkeypatch.setattr(loop, "on_policy", spy)
-    cfg = TrainConfig(max_steps=3, batch_size=4, on_policy_ratio=1.0, lr=1e-3, use_revisions=False)
-    train(tiny_model, examples(4), tmp_path / "op", cfg, progress=False)
-    assert calls == [4, 4, 4]
-
-
-def test_on_policy_mode_resamples_attempts_never_the_teachers_rewrites(tiny_model: Path) -> None:
-    from redline.trainer.loop import on_policy
-
-    model, tok = load_base(tiny_model)
-    cfg = TrainConfig(on_policy_ratio=1.0)
-    attempt = build_pair(tok, 0, raw_generation(), failing(raw_generation()), cfg)
-    rewrite = replace(attempt, completion_ids=[5, 6, 7], rewrite=True)
-    out = on_policy(model, tok, [attempt, rewrite], cfg, step=0)
-    assert out[0] is not attempt and out[1] is rewrite
-
-
 def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) -> None:
     from redline.trainer.errors import ModelNotAvailable
 
@@ -270,37 +228,11 @@ def test_missing_model_says_how_to_fetch_it_and_never_downloads(tmp_path: Path) 
         load_base(tmp_path / "empty")
 
 
-def test_ema_teacher_trains_saves_only_the_student_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
-    from redline.trainer.loop import EmaTeacher
-
-    cfg = TrainConfig(teacher="ema", ema_rate=0.5, max_steps=4, checkpoint_every=2, lr=1e-2, batch_size=4)
-    straight = train(tiny_model, examples(4), tmp_path / "a", cfg, progress=False)
-    assert straight.steps == 4 and not (tmp_path / "a" / "ema").exists()
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_checkpoint(step: int, stats: dict) -> None:
-        if step == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(tiny_model, examples(4), tmp_path / "b", cfg, progress=False, on_step=stop_after_checkpoint)
-    resumed = train(tiny_model, examples(4), tmp_path / "b", cfg, progress=False)
-    assert resumed.resumed_from_step == 2
-    a = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
-    b = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # the EMA state was checkpointed too
-
-    base, _tok = load_base(tiny_model)
-    model = attach_lora(base, cfg)
-    ema = EmaTeacher(model, 0.5)
-    assert all(not e.requires_grad and s.requires_grad for e, s in ema.pairs)
-    with torch.no_grad():
-        for _, s in ema.pairs:
-            s.add_(1.0)
-    ema.update()
-    assert all(torch.allclose(e, s - 0.5) for e, s in ema.pairs)
-    with ema.active():
-        pass
-    assert all(not e.requires_grad and s.requires_grad for e, s in ema.pairs)
+@pytest.mark.slow
+def test_sft_revision_baseline(tiny_model: Path, tmp_path: Path) -> None:
+    exs = examples(4)
+    g = exs[0].generation
+    exs[0].feedback.append(Feedback(kind="edit", source="human", correction="    return a * b\n",
+                                    generation_id=g.id))
+    cfg = TrainConfig(method="sft-revision", max_steps=2, revision_max_new_tokens=6)
+    assert train(tiny_model, exs[:2], tmp_path / "rev", cfg, progress=False).pairs == 2

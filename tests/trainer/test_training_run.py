@@ -49,6 +49,7 @@ def test_run_returns_a_typed_report_and_writes_the_status(repo: Path, tiny_model
     store.close()
 
 
+@pytest.mark.slow
 def test_sigterm_releases_the_claim_like_ctrl_c(repo: Path, tiny_model: Path) -> None:
     """Issue #10: SIGTERM used to kill the run with its records left claimed for an hour."""
     config = load_config(repo)

@@ -43,7 +43,7 @@ export interface GateRow { metric: string; before: number; after: number; ok?: b
 
 /** The last training run (`result`: promoted, refused, nothing, failed, skipped). */
 export interface Training { at?: string; result?: string; reason?: string | null; version?: string | null;
-  records?: number }
+  records?: number; probe?: string | null }
 
 /** `redline/status`: the queue's counts and the repository's training status record. */
 export interface Status {
@@ -53,6 +53,8 @@ export interface Status {
   feedback: number;
   adapter: string | null;
   gate: GateRow[];
+  /** The gate's verdict on the served adapter in words ("v0007 fixes 11 of 16 held-out red lines …"). */
+  gateSummary: string | null;
   lastTraining: Training | null;
   nextTraining: string | null;
   /** The training daemon's state for this repo (idle, waiting, training, backoff); null when none runs. */
@@ -100,11 +102,13 @@ function parseGate(raw: unknown): GateRow[] {
 export function parseStatus(raw: unknown): Status | undefined {
   if (!isObject(raw) || typeof raw.repo !== 'string') return undefined;
   if (![raw.queued, raw.generations, raw.feedback].every(isCount)) return undefined;
-  if (!optString(raw.adapter) || !optString(raw.daemon) || !optString(raw.nextTraining)) return undefined;
+  if (!optString(raw.adapter) || !optString(raw.daemon) || !optString(raw.nextTraining)
+    || !optString(raw.gateSummary)) return undefined;
   if (raw.lastTraining !== null && raw.lastTraining !== undefined && !isObject(raw.lastTraining)) return undefined;
   return {
     repo: raw.repo, queued: raw.queued as number, generations: raw.generations as number,
     feedback: raw.feedback as number, adapter: raw.adapter ?? null, gate: parseGate(raw.gate),
+    gateSummary: raw.gateSummary ?? null,
     lastTraining: (raw.lastTraining as Training | undefined) ?? null, nextTraining: raw.nextTraining ?? null,
     daemon: raw.daemon ?? null,
   };
@@ -138,13 +142,15 @@ export function statusText(status: Status | undefined, restricted = false): { te
   const lines = [
     `Repository: ${status.repo}`,
     `Queued feedback: ${status.queued} (${status.feedback} in all, on ${status.generations} generations)`,
-    `Adapter: ${adapter}${status.gate.length ? ` (gate: ${gateFigures(status.gate)})` : ''}`,
+    status.gateSummary ? `Adapter: ${status.gateSummary}`
+      : `Adapter: ${adapter}${status.gate.length ? ` (gate: ${gateFigures(status.gate)})` : ''}`,
     `Training daemon: ${daemon}`,
   ];
   const last = status.lastTraining;
   if (last) {
     const what = [last.result, last.version, last.reason].filter((x) => x).join(', ');
     lines.push(`Last training: ${what}${last.at ? ` at ${last.at}` : ''}`);
+    if (last.probe) lines.push(last.probe);
   }
   if (status.nextTraining) lines.push(`Next training: ${status.nextTraining}`);
   return { text: `$(pulse) ${status.queued} queued · ${adapter} · ${daemon}`, tooltip: lines.join('\n') };

@@ -56,13 +56,16 @@ describe('message shapes (tests/editors/messages.json)', () => {
     assert.deepStrictEqual(status, fixture.status.params);
     const { text, tooltip } = m.statusText(status);
     assert.strictEqual(text, '$(pulse) 3 queued · v0002 · idle');
-    assert.match(tooltip, /gate: pass@1 0\.5 → 0\.75/);
+    assert.match(tooltip, /Adapter: v0002 fixes 12 of 16 held-out red lines .*: promoted/);
     assert.match(tooltip, /Last training: promoted, v0002 at 2026-11-30T02:00:00Z/);
+    assert.match(tooltip, /hindsight probe \(16 failed records.*the teacher uses `template`/);
+    const figures = m.statusText(m.parseStatus({ ...fixture.status.params, gateSummary: null })).tooltip;
+    assert.match(figures, /gate: pass@1 0\.5 → 0\.75/);  // an adapter gated before summaries existed
   });
 
   it('shows the base model and no daemon for a fresh repository', () => {
-    const fresh = { ...fixture.status.params, adapter: null, gate: [], lastTraining: null, nextTraining: null,
-      daemon: null };
+    const fresh = { ...fixture.status.params, adapter: null, gate: [], gateSummary: null, lastTraining: null,
+      nextTraining: null, daemon: null };
     assert.strictEqual(m.statusText(m.parseStatus(fresh)).text, '$(pulse) 3 queued · base model · no daemon');
     assert.match(m.statusText(undefined, true).text, /restricted/);
   });
