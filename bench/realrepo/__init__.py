@@ -47,13 +47,13 @@ def pass_rate(model_path: str | Path, adapter_dir: str | Path | None, repo: Repo
 
 
 def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, temperature: float = 0.0,
-                 adapter_dir: str | Path | None = None, corrections: bool = False, prompt_format: str = "raw"
-                 ) -> list[tuple[Generation, list[Feedback]]]:
+                 adapter_dir: str | Path | None = None, kept: int = 0, corrections: bool = False,
+                 prompt_format: str = "raw") -> list[tuple[Generation, list[Feedback]]]:
     """SmolLM2's attempts at `n` train tasks of `repo` with the checker's feedback (and, with `corrections`, the
-    human's correction of each failing one), as Redline records."""
+    human's correction of each failing one; `kept` more of code kept as written), as Redline records."""
     from bench.realrepo.records import make_records as make
 
-    return make(model_path, repo, n, seed, temperature=temperature, adapter_dir=adapter_dir,
+    return make(model_path, repo, n, seed, temperature=temperature, adapter_dir=adapter_dir, kept=kept,
                 corrections=corrections, prompt_format=prompt_format)
 
 

@@ -26,6 +26,7 @@ from bench.realrepo.repos import Repo
 from bench.realrepo.tasks import Task
 from redline.evidence import Recheck, with_recheck
 from redline.records import Feedback, Generation, Insertion, ModelRef, Prompt, Range
+from redline.trainer.feedback_text import is_accepted
 
 Record = tuple[Generation, list[Feedback]]
 MODEL_ID = "SmolLM2-135M-Instruct"
@@ -109,20 +110,42 @@ def record_of(repo: Repo, task: Task, code: str, *, model: ModelRef, corrections
 
 
 def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, temperature: float = 0.0,
-                 adapter_dir: str | Path | None = None, corrections: bool = False,
+                 adapter_dir: str | Path | None = None, kept: int = 0, corrections: bool = False,
                  prompt_format: str = "raw") -> list[Record]:
     """SmolLM2's attempts at `n` train tasks of `repo` (drawn with `seed`), checked, as (generation, feedback).
 
+    `kept`: then up to that many more records of code the developer kept as written — the model's passing attempts
+    at other train tasks, with the `accept` the language server records for them (as `bench.world`).
     `corrections`: a failing attempt also carries the human's correction (an `edit` with the reference body).
     `prompt_format`: "raw" (`prompt.text`) or "fim" (`prompt.prefix`, empty suffix: the same text for a model
     without FIM tokens, and the trainer's `fim` strategy then puts the feedback as a comment above the cursor)."""
     if n > len(repo.train_tasks):
         raise ValueError(f"n={n} exceeds the {len(repo.train_tasks)} train tasks of {repo.id}")
-    from bench.realrepo.generate import load
-
     tasks = random.Random(f"{repo.id}:{seed}").sample(repo.train_tasks, n)
+    kw = {"temperature": temperature, "seed": seed, "adapter_dir": adapter_dir, "corrections": corrections,
+          "prompt_format": prompt_format}
+    records = _records(model_path, repo, tasks, **kw)
+    if kept > 0:
+        drawn = {t.id for t in tasks}
+        rest = [t for t in repo.train_tasks if t.id not in drawn]
+        random.Random(f"{repo.id}:{seed}:kept").shuffle(rest)
+        for gen, feedback in _records(model_path, repo, rest, **kw):
+            if kept > 0 and is_accepted(feedback):
+                gen.meta["kept"] = True
+                records.append((gen, [Feedback(kind="accept", source="lsp.kept", severity="info",
+                                               message="kept as written, saved, no problem found",
+                                               generation_id=gen.id)]))
+                kept -= 1
+    return records
+
+
+def _records(model_path: str | Path, repo: Repo, tasks: list[Task], *, temperature: float, seed: int,
+             adapter_dir: str | Path | None, corrections: bool, prompt_format: str) -> list[Record]:
+    from transformers import AutoTokenizer
+
     outs = attempts(model_path, adapter_dir, repo, tasks, temperature=temperature, seed=seed)
-    sampling = {"temperature": temperature, "max_new_tokens": max_new_tokens(load(model_path, adapter_dir)[1], tasks)}
+    sampling = {"temperature": temperature,
+                "max_new_tokens": max_new_tokens(AutoTokenizer.from_pretrained(model_path), tasks)}
     model = model_ref(model_path)
     return [record_of(repo, task, code, model=model, corrections=corrections, prompt_format=prompt_format,
                       sampling=sampling) for task, (code, _ids) in zip(tasks, outs, strict=True)]

@@ -241,6 +241,7 @@ def test_the_api_matches_bench_world() -> None:
         ours, theirs = (list(inspect.signature(getattr(m, name)).parameters)[:5] for m in (rr, world))
         assert ours == theirs, name
     assert "hindsight" in inspect.signature(rr.pass_rate).parameters
+    assert {"kept", "adapter_dir", "temperature"} <= set(inspect.signature(rr.make_records).parameters)
     repo = rr.make_repos(2, 0)[1]
     assert repo.id == "realrepo-0-1" and repo.train_tasks and repo.heldout_tasks and repo.unchanged_tasks
     assert isinstance(rr.check(repo, repo.heldout_tasks[0], repo.solution(repo.heldout_tasks[0])), rr.CheckResult)
