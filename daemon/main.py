@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO
 
+from redline.adapters import AdapterRegistry
 from redline.config import Config, load_config
 from redline.daemon import registry
 from redline.daemon.child import ChildOutcome, run_child
@@ -31,7 +32,8 @@ from redline.daemon.device import probe as gpu_probe
 from redline.daemon.schedule import Decision, RepoState, Window, decide, order
 from redline.errors import ConfigError, RedlineError
 from redline.inbox import InboxResult, InboxWatcher
-from redline.queue import open_store
+from redline.online import roll_back_if_worse
+from redline.queue import Store, open_store
 from redline.records import utc_now
 from redline.status import DaemonState, DaemonStatus, LastTraining, write_daemon, write_last
 
@@ -170,6 +172,7 @@ class Daemon:
         assert config is not None
         store = open_store(config)
         try:
+            self._watch_online(config, store)
             backlog, oldest = store.backlog()
             state = RepoState(backlog, oldest, kick_file(self.home, repo.entry.root).exists(), repo.failures,
                               repo.failed_at)
@@ -183,6 +186,14 @@ class Daemon:
         finally:
             store.close()
         return state, decision
+
+    def _watch_online(self, config: Config, store: Store) -> None:
+        """Roll back a promoted adapter whose suggestions developers keep less often than its predecessor's."""
+        rolled = roll_back_if_worse(store, AdapterRegistry(config.adapters_dir))
+        if rolled is not None:
+            log.warning("%s: %s rolled back: %s", config.repo_root, rolled.version, rolled.line())
+            if self.control is not None:
+                self.control.reload(config)
 
     def _train(self, repo: Repo) -> bool:
         """Train `repo` if the disk and the device allow it; False (with the reason in its status) if not."""

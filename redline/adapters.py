@@ -116,6 +116,11 @@ class AdapterRegistry:
             history.append(state["current"])
         self._write_state({"current": version, "history": history, "updated_at": utc_now()})
 
+    def previous(self) -> str | None:
+        """The version that was current before the current one (None: the base model)."""
+        history = [v for v in self._state().get("history", []) if v in self.versions()]
+        return history[-1] if history else None
+
     def rollback(self) -> str | None:
         """Make the previously promoted version current again (None = back to the base model)."""
         state = self._state()

@@ -25,12 +25,13 @@ from redline.errors import ConfigError, RedlineError
 from redline.evidence import Judge
 from redline.queue import Store
 from redline.records import utc_now
-from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
+from redline.status import LastTraining, publish_adapter, write_last
 from redline.trainer.config import TrainConfig
-from redline.trainer.data import examples_from_store
+from redline.trainer.data import examples_from_store, top_up_heldout
 from redline.trainer.errors import NothingToLearn
 from redline.trainer.feedback_text import is_accepted
-from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
+from redline.trainer.gate import GateReport, GateThresholds, evaluate_gate
+from redline.trainer.human_code import default_human_texts
 from redline.trainer.loop import StepCallback, train
 from redline.trainer.probe import ProbeReport
 
@@ -59,6 +60,8 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     #: the hindsight probe's one line (what the model fixes when shown the feedback), when it ran
     probe: str | None = None
+    #: the newest records with a red line moved to the held-out split so the gate has enough to decide by
+    held_out_now: int = 0
 
 
 def model_for(config: Config, override: str | None = None) -> str:
@@ -104,6 +107,8 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                 report = RunReport(None, False, nothing, timings={"total": time.perf_counter() - started})
                 write_last(store, LastTraining(utc_now(), "nothing", report.reason))
                 return report
+            examples, held_out_now = top_up_heldout(store, examples, GateThresholds().min_records,
+                                                    claimed=claim.generation_ids)
             registry = AdapterRegistry(config.adapters_dir)
             parent = registry.current()
             tcfg = train_config if train_config.checkpoint_every else TrainConfig.from_dict(
@@ -158,22 +163,8 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     done = time.perf_counter()
     return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), trained_on, result.pairs, len(heldout),
                      dict(result.metrics.get("hindsight") or {}),
-                     {"train": trained - started, "gate": done - trained, "total": done - started}, probe=probe)
-
-
-def publish_adapter(store: Store, registry: AdapterRegistry) -> AdapterStatus:
-    """Record the adapter being served (and its gate figures) in the training status that everyone reads."""
-    current = registry.current()
-    if current is None:
-        status = AdapterStatus()
-    else:
-        gate = registry.meta(current).get("gate") or {}
-        figures = tuple(GateFigure(str(r["metric"]), float(r["before"]), float(r["after"]), bool(r["ok"]))
-                        for r in gate.get("rows") or ())
-        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures,
-                               registry.meta(current).get("gate_summary"))
-    write_adapter(store, status)
-    return status
+                     {"train": trained - started, "gate": done - trained, "total": done - started}, probe=probe,
+                     held_out_now=held_out_now)
 
 
 @contextmanager

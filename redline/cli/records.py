@@ -8,8 +8,10 @@ from typing import Any
 import click
 from rich.table import Column, Table
 
+from redline.adapters import AdapterRegistry
 from redline.cli.common import console, context
 from redline.errors import NotFound
+from redline.online import SUGGESTED, check_served
 from redline.queue import Store
 from redline.records import Feedback, Generation, Range
 from redline.status import TrainingStatus, read_status
@@ -21,12 +23,14 @@ def status(as_json: bool) -> None:
     """Records by kind and source, attributed vs not, last training, current adapter."""
     config, store = context()
     counts = store.counts()
+    online = check_served(store, AdapterRegistry(config.adapters_dir))
     info = {
         "repo_id": config.repo_id,
         "queue": str(config.db_path),
         **counts,
         "training": read_status(store).to_dict(),
         "acceptance": store.acceptance(SUGGESTED),
+        "online": online.line() if online else None,
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -50,10 +54,8 @@ def status(as_json: bool) -> None:
                   f"{states.get('trained', 0)} trained")
     _print_training(read_status(store))
     _print_acceptance(info["acceptance"])
-
-
-#: origins of completions a user was offered (served by `redline serve`/`proxy`, or captured from an editor plugin)
-SUGGESTED = ("server", "editor")
+    if online is not None:
+        console.print(online.line())
 
 
 def _print_acceptance(rows: list[dict[str, Any]]) -> None:
@@ -83,6 +85,8 @@ def _print_training(training: TrainingStatus) -> None:
     else:
         console.print(f"current adapter: {adapter.version}" + (f"  {adapter.summary}" if adapter.summary else
                                                                 (f"  {adapter.figures()}" if adapter.gate else "")))
+    if adapter.note:
+        console.print(f"                 {adapter.note}")
     if daemon is not None:
         console.print(f"daemon:          {daemon.state}" + (f" ({daemon.detail})" if daemon.detail else "")
                       + (f", next training {daemon.next_training}" if daemon.next_training else ""))

@@ -72,6 +72,9 @@ def _print_report(report: Any) -> None:
     if hs:
         click.echo(f"hindsight teacher: failed attempts {hs['student_logp']:.3f} → {hs['teacher_logp']:.3f} "
                    f"nats/token under feedback (divergence {hs['divergence']:.4f})")
+    if report.held_out_now:
+        click.echo(f"held out the {report.held_out_now} newest records with a red line, so the gate has enough to "
+                   "decide by (they are judged, never trained on)")
     click.echo(report.gate.table())
     click.echo(report.gate.summary(report.version))
     if report.promoted:
@@ -195,7 +198,7 @@ def export(version: str, target: str, out: str | None, base: str | None) -> None
 
 def _publish_with_store(config: Config, registry: Any) -> None:
     from redline.queue import open_store
-    from redline.trainer.run import publish_adapter
+    from redline.status import publish_adapter
 
     store = open_store(config)
     try:

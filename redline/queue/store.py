@@ -134,6 +134,14 @@ class SQLiteStore:
         """`prepare` then `write`: every record scrubbed and validated before anything is written."""
         return self.write(self.prepare(generations, feedback, spans))
 
+    def hold_out(self, generation_ids: Iterable[str]) -> int:
+        """Move generations to the held-out split (the gate's), for good; returns how many moved."""
+        with self._write() as conn:
+            cur = conn.executemany(
+                "UPDATE generations SET split = 'heldout', body = json_set(body, '$.split', 'heldout')"
+                " WHERE id = ? AND split IS NOT 'heldout'", [(g,) for g in generation_ids])
+            return cur.rowcount
+
     def attribute(self, feedback_id: str, generation_id: str) -> bool:
         """Attach unattributed feedback to a generation. If that makes it a duplicate of feedback the generation
         already has, the unattributed copy is dropped (the information is already there)."""
