@@ -30,6 +30,7 @@ from redline.trainer.checkpoint import Checkpointer
 from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import Pair, Rendering
 from redline.trainer.data import TrainingExample, balance_accepted, data_window
+from redline.trainer.demonstrations import with_demonstrations
 from redline.trainer.errors import NothingToLearn, TrainError
 from redline.trainer.identity import base_identity, check_base, read_adapter_meta
 from redline.trainer.methods import METHODS, Method, Run
@@ -74,8 +75,9 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     if not examples:
         raise TrainError("no training records", fix="collect feedback first (`redline status` shows the queue)")
     started, given = time.perf_counter(), len(examples)
-    # An editor's queue holds far more accepted code than mistakes: at most one anchor per mistake.
-    examples = balance_accepted(examples, config.seed)
+    # What passing looks like, where the queue knows (a sibling that passed), for the teacher; then at most one
+    # anchor per mistake: an editor's queue holds far more accepted code than mistakes.
+    examples = balance_accepted(with_demonstrations(examples), config.seed)
     _seed(config.seed)
     model, tokenizer, identity = _load(model_path, config, init_adapter, device)
     config = fit_to_model(config, model)  # max_length within the model's window, an unset lr by its width

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Column, Table
 
 from redline.adapters import AdapterRegistry
@@ -21,8 +22,11 @@ from redline.status import TrainingStatus, read_status
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Records by kind and source, attributed vs not, last training, current adapter."""
+    from redline.serve.control import find_server
+
     config, store = context()
     counts = store.counts()
+    server = find_server(config)
     online = check_served(store, AdapterRegistry(config.adapters_dir))
     info = {
         "repo_id": config.repo_id,
@@ -30,6 +34,8 @@ def status(as_json: bool) -> None:
         **counts,
         "training": read_status(store).to_dict(),
         "acceptance": store.acceptance(SUGGESTED),
+        "serve": None if server is None else {"url": server.base_url, "pid": server.pid,
+                                              "failed_adapters": server.failed or {}},
         "online": online.line() if online else None,
     }
     if as_json:
@@ -53,6 +59,11 @@ def status(as_json: bool) -> None:
     console.print(f"training queue: {states.get('new', 0)} new, {states.get('claimed', 0)} claimed, "
                   f"{states.get('trained', 0)} trained")
     _print_training(read_status(store))
+    if server is not None:
+        console.print(f"redline serve:   {server.base_url} (pid {server.pid})")
+        for version, why in sorted((server.failed or {}).items()):  # one line each, as the server logged it
+            console.print(f"[red]adapter {escape(version)} failed to load in redline serve[/]: {escape(why)}",
+                          soft_wrap=True)
     _print_acceptance(info["acceptance"])
     if online is not None:
         console.print(online.line())

@@ -46,10 +46,13 @@ def train(model: str | None, method: str | None, max_steps: int | None, dry_run:
             _dry_run(model_ref, examples_from_store(store, split="train", include_passed=tcfg.use_passed_anchors),
                      tcfg)
             return
-        _print_report(run_training(config, store, model=model_ref, train_config=tcfg,
-                                   on_probe=lambda report: click.echo(report.line())))
+        report = run_training(config, store, model=model_ref, train_config=tcfg,
+                              on_probe=lambda probe: click.echo(probe.line()))
+        _print_report(report)
     finally:
         store.close()
+    if report.promoted:
+        _tell_server(config)
 
 
 def _dry_run(model_ref: str, examples: list[Any], tcfg: Any) -> None:
@@ -186,9 +189,14 @@ def export(version: str, target: str, out: str | None, base: str | None) -> None
     """Export VERSION (or `current`) for another runtime: a PEFT folder, vLLM, a llama.cpp GGUF, or Ollama."""
     from pathlib import Path
 
+    from redline.errors import RedlineError
     from redline.export.runtimes import export_adapter
 
-    result = export_adapter(load_config(), version, target, Path(out) if out else None, base=base)
+    try:
+        result = export_adapter(load_config(), version, target, Path(out) if out else None, base=base)
+    except OSError as exc:  # the place -o names cannot be written: one line, not a traceback
+        raise RedlineError(f"could not write the export ({exc.strerror or exc})", path=exc.filename or out,
+                           fix="choose another -o") from None
     click.echo(f"{result.version} exported for {target} as {result.name}: {result.path}")
     for line in result.ran or []:
         click.echo(f"ran: {line}")
@@ -205,3 +213,15 @@ def _publish_with_store(config: Config, registry: Any) -> None:
         publish_adapter(store, registry)
     finally:
         store.close()
+    _tell_server(config)
+
+
+def _tell_server(config: Config) -> None:
+    """A running `redline serve` swaps to the new current adapter now rather than at its next poll (the call
+    carries the server's control token, from its serve.json); nothing happens when none runs."""
+    from redline.serve import control
+
+    if not control.reload(config):
+        return
+    for version, why in sorted(((control.health(config) or {}).get("failed") or {}).items()):
+        click.echo(f"redline serve could not load {version}: {why}", err=True)
