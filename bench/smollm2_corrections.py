@@ -221,8 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"repo": repo.id, "records": len(records), "failing_with_correction": failed,
                               "max_new_tokens": cap, "seed": args.seed}
     if args.adapter is None:
+        from redline.trainer.errors import NothingToLearn
+
         work = Path(tempfile.mkdtemp(prefix="redline-corrections-"))
-        adapter, said = train_on_queue(model, records, work)
+        try:
+            adapter, said = train_on_queue(model, records, work)
+        except NothingToLearn as exc:
+            # Redline refuses before any step: the result is the refusal (and the base figure it had to beat)
+            report["training"] = {"refused": str(exc)}
+            held = repo.heldout_tasks
+            report["heldout"] = {"base": summary("base", scores(repo, held, gen(None, [t.prompt for t in held],
+                                                                                  cap)))}
+            (args.out / "corrections.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+            b = report["heldout"]["base"]
+            print(f"Redline did not train: {exc}\n  held-out base (N = {b['n']}): rules followed "
+                  f"{b['rules_followed']}/{b['n']}; no adapter to compare")
+            return 2
         report["training"] = said
     else:
         adapter = args.adapter
