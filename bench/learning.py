@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                              "trainer's defaults (self-distill; held-out, ceiling, probe, retention, hint baseline, "
                              "gate); a world whose package or model is missing is skipped with a message")
     parser.add_argument("--no-gate", action="store_true", help="with --worlds: skip the gate")
+    parser.add_argument("--tasks", type=int, default=None, metavar="K",
+                        help="with --worlds: score on the first K held-out and K unchanged tasks (default: all)")
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
     parser.add_argument("--summarise", action="store_true", help="only rebuild table and plot from results.json")
     parser.add_argument("--kept", type=float, default=0.0, metavar="R",

@@ -84,6 +84,10 @@ def load_world(name: str) -> tuple[Any, Path]:
         importlib.import_module(f"bench.{name}.evaluate")
     except ImportError as exc:
         raise WorldMissing(f"world {name!r}: no package bench/{name} here ({exc})") from None
+    missing = getattr(world, "model_missing", None)
+    why = missing() if missing is not None else None
+    if why:
+        raise WorldMissing(f"world {name!r}: {why}")
     try:
         model = world.build_or_load_model()
     except Exception as exc:
@@ -272,6 +276,9 @@ def main(args: Any) -> int:
                 continue
             print(f"{name}: model {model}", flush=True)
             for repo in world.make_repos(args.repos, seed=args.world_seed)[:args.repos]:
+                if getattr(args, "tasks", None):  # a fixed smaller split: the first K of each set
+                    repo.heldout_tasks, repo.unchanged_tasks = (repo.heldout_tasks[:args.tasks],
+                                                                repo.unchanged_tasks[:args.tasks])
                 for seed in range(args.seeds):
                     for n in ns:
                         if n > len(repo.train_tasks):

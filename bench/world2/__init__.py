@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from redline.records import Feedback, Generation
 
 
+def model_missing() -> str | None:
+    """Why the committed model is not here (None when it is): `bench/learning.py --worlds` skips the world then
+    instead of pretraining it (about 40 minutes on two dedicated cores) at run time."""
+    from bench.world2.pretrain import MODEL_DIR, verify
+
+    if verify(MODEL_DIR):
+        return None
+    return (f"no model at {MODEL_DIR} (build it once: `python -m bench.world2.pretrain --stages --out {MODEL_DIR}`, "
+            "about 40 minutes of two dedicated cores)")
+
+
 def build_or_load_model(cache_dir: str | Path | None = None) -> Path:
     """Path of the tiny base model (HF format): the committed one, or pretrained into `cache_dir` if missing."""
     from bench.world2.pretrain import build_or_load_model as build
@@ -51,5 +62,5 @@ def make_records(model_path: str | Path, repo: Repo, n: int, seed: int = 0, *, t
 
 
 __all__ = ["CHANGE_KINDS", "FEEDBACK_TURNS", "HINDSIGHT", "STEPS", "Change", "CheckResult", "Finding", "Repo", "Task",
-           "build_or_load_model", "check", "make_records", "make_repos", "pass_rate", "render_feedback",
-           "teacher_messages"]
+           "build_or_load_model", "check", "make_records", "make_repos", "model_missing", "pass_rate",
+           "render_feedback", "teacher_messages"]

@@ -34,3 +34,13 @@ def test_the_table_has_a_row_per_world_and_names_what_was_skipped() -> None:
     rows = [line for line in table.splitlines() if line.startswith("| world")]
     assert len(rows) == 3 and "40.0%" in rows[1] and "66.7%" in rows[1]  # header, world, world2
     assert "| realrepo | skipped" in table and "gate promoted" in table and "use `x`" in table
+
+
+def test_world2_without_its_model_is_skipped_not_pretrained_at_run_time() -> None:
+    from bench.world2 import model_missing
+
+    why = model_missing()
+    if why is None:
+        pytest.skip("world 2's model is here")
+    with pytest.raises(WorldMissing, match="python -m bench.world2.pretrain --stages"):
+        load_world("world2")
