@@ -3,6 +3,10 @@ providers' real formats, and ordinary code that only looks random) sent through 
 location a record has, then read back from the queue.
 
 Entry points and the locations each one fills:
+  serve      prompt, FIM suffix, chat message, llama.cpp `input_extra`, `Authorization` header (a real
+             `redline serve` process over a tiny model; the row each answer's id names)
+  proxy      prompt, FIM suffix, chat message, and the completion (an upstream that answers with the value),
+             through a real `redline proxy` process
   import     completion, prompt, feedback message, feedback detail, review comment, meta   (`import_jsonl`)
   ci ingest  review comment and its diff hunk (GitHub JSON), test failure message/detail (JUnit XML)
   pytest     a failing test holding the value: message, detail, meta.assertion          (`pytest --redline`)
@@ -10,11 +14,14 @@ Entry points and the locations each one fills:
 
 A secret counts as caught when neither it nor any 12-character piece of it is left anywhere in the stored record;
 an ordinary snippet counts as a false positive when a `[REDACTED:` marker shows up in its location. Goals: 100 %
-caught in every location, ≤ 2 % false positives, none inside a completion. The corpus was written alongside the
-detectors, so the script also scrubs the source lines of a few installed packages (real code, no secrets) and
-prints the share of lines changed: a false-positive rate on code nobody tuned for.
+caught in every location, ≤ 2 % false positives, none inside a completion. The first part of the corpus was
+written alongside the detectors; its second part (`MORE_SECRETS`, `MORE_ORDINARY`, issue #30) was written before
+reading them, and its figures are reported apart ("apart" columns). The script also scrubs the source lines of a
+few installed packages (real code, no secrets) and prints the share of lines changed: a false-positive rate on
+code nobody tuned for.
 
-    python bench/scrub_corpus.py [--json out.json]
+    python bench/scrub_corpus.py [--json out.json] [--entries serve,proxy,import,ci,pytest,lsp]
+    python bench/scrub_corpus.py --against 603a67b   # the part written apart, bare, then and now
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scrub_corpus_data import ORDINARY, SECRETS  # noqa: E402
+from bench.scrub_corpus_data import MORE_ORDINARY, MORE_SECRETS, ORDINARY, SECRETS  # noqa: E402
 
 MARK = "[REDACTED:"
+_APART_SECRETS = {s for _, _, s in MORE_SECRETS}
+_APART_ORDINARY = set(MORE_ORDINARY)
 
 
 def leaked(stored: str, secret: str) -> bool:
@@ -48,28 +57,36 @@ def leaked(stored: str, secret: str) -> bool:
 
 
 class Tally:
-    """Per (entry point, location): secrets caught of total, ordinary snippets redacted of total."""
+    """Per (entry point, location): secrets caught of total, ordinary snippets redacted of total; the same for the
+    entries written apart from the detectors (`apart_*`)."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def row(self, entry: str, location: str) -> dict[str, Any]:
-        return self.rows.setdefault((entry, location), {"secrets": 0, "caught": 0, "ordinary": 0, "redacted": 0,
-                                                        "missed": [], "false_positives": []})
+        return self.rows.setdefault((entry, location), {
+            "secrets": 0, "caught": 0, "ordinary": 0, "redacted": 0, "apart_secrets": 0, "apart_caught": 0,
+            "apart_ordinary": 0, "apart_redacted": 0, "missed": [], "false_positives": []})
 
     def secret(self, entry: str, location: str, provider: str, stored: str, secret: str) -> None:
         r = self.row(entry, location)
+        apart = secret in _APART_SECRETS
         r["secrets"] += 1
+        r["apart_secrets"] += apart
         if leaked(stored, secret):
-            r["missed"].append(provider)
+            r["missed"].append(provider + (" (apart)" if apart else ""))
         else:
             r["caught"] += 1
+            r["apart_caught"] += apart
 
     def ordinary(self, entry: str, location: str, text: str, stored_field: str | None) -> None:
         r = self.row(entry, location)
+        apart = text in _APART_ORDINARY
         r["ordinary"] += 1
+        r["apart_ordinary"] += apart
         if stored_field is not None and MARK in stored_field:
             r["redacted"] += 1
+            r["apart_redacted"] += apart
             r["false_positives"].append(text[:60])
 
 
@@ -86,6 +103,167 @@ def _open(root: Path) -> Any:
     from redline.queue import open_store
 
     return open_store(load_config(root))
+
+
+# -- redline serve and redline proxy ------------------------------------------------------------------------------
+
+
+def _items() -> list[tuple[str, str, str, str]]:
+    return [("s", p, t, s) for p, t, s in SECRETS] + [("o", "", t, "") for t in ORDINARY]
+
+
+def _bench_model(base: Path) -> Path | None:
+    """The committed tiny model of bench/world with a long context (so every corpus entry fits a prompt)."""
+    import shutil
+
+    from bench.world.pretrain import MODEL_DIR, verify
+
+    source = Path(os.environ.get("REDLINE_DEMO_MODEL") or MODEL_DIR)
+    if not (source / "config.json").is_file() or (source == MODEL_DIR and not verify(MODEL_DIR)):
+        return None
+    model = base / "serve-model"
+    shutil.copytree(source, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 8192}))
+    return model
+
+
+def _start(args: list[str], root: Path, ready: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A redline process in `root`; (process, its URL) once its start-up line is out."""
+    proc = subprocess.Popen([sys.executable, "-m", "redline", *args], cwd=root, env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    while line := proc.stderr.readline().decode():
+        if line.startswith(ready):
+            import threading
+
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+            return proc, line.split()[2]
+    raise RuntimeError(f"`redline {' '.join(args)}` did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+#: location → (endpoint, body for the text, the stored field a false positive shows in)
+_SERVED: dict[str, tuple[str, Callable[[str], dict[str, Any]], Callable[[Any], str | None]]] = {
+    "prompt": ("/v1/completions", lambda t: {"prompt": t}, lambda g: g.prompt.text),
+    "fim suffix": ("/v1/completions", lambda t: {"prompt": "def f():\n", "suffix": t}, lambda g: g.prompt.suffix),
+    "chat message": ("/v1/chat/completions", lambda t: {"messages": [{"role": "user", "content": t}]},
+                     lambda g: g.prompt.messages[0].content if g.prompt.messages else g.prompt.text),
+    "input_extra": ("/infill", lambda t: {"input_prefix": "x = ", "input_extra": [{"filename": "a.py", "text": t}]},
+                    lambda g: g.prompt.prefix),
+}
+
+
+def _ask(url: str, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> str | None:
+    """The generation id of one answer (None when it was refused)."""
+    import httpx
+
+    r = httpx.post(url + path, json={**body, "max_tokens": 1, "n_predict": 1, "temperature": 0, "stream": False},
+                   headers=headers, timeout=120)
+    return r.headers.get("x-redline-generation") if r.status_code == 200 else None
+
+
+def _tally_rows(tally: Tally, entry: str, root: Path, asked: list[tuple[str, str, str, str, str, str | None]],
+                fields: dict[str, Callable[[Any], str | None]]) -> None:
+    store = _open(root)
+    for kind, provider, text, secret, location, gid in asked:
+        g = store.get_generation(gid) if gid else None
+        whole = json.dumps(g.to_dict() if g else None, ensure_ascii=False)
+        if kind == "s":
+            if g is None:
+                tally.row(entry, location)["missed"].append(f"{provider} (refused, not recorded)")
+                tally.row(entry, location)["secrets"] += 1
+            else:
+                tally.secret(entry, location, provider, whole, secret)
+        else:
+            tally.ordinary(entry, location, text, fields[location](g) if g else None)
+    store.close()
+
+
+def run_serve(base: Path, tally: Tally) -> None:
+    """Every corpus entry through a real `redline serve` in every place a request carries text."""
+    model = _bench_model(base)
+    if model is None:
+        print("serve: skipped (no tiny model: bench/world/model is missing; set REDLINE_DEMO_MODEL=DIR)")
+        return
+    root = _repo(base, "serve")
+    proc, url = _start(["serve", "--model", str(model), "--port", "0"], root, "redline serve:")
+    asked = []
+    try:
+        for kind, provider, text, secret in _items():
+            for location, (path, body, _) in _SERVED.items():
+                asked.append((kind, provider, text, secret, location, _ask(url, path, body(text))))
+            if text.isascii() and "\n" not in text and "\r" not in text and text == text.strip():
+                # a header holds one line of ASCII, and is never recorded
+                gid = _ask(url, "/v1/completions", {"prompt": "x"}, {"Authorization": f"Bearer {text}"})
+                asked.append((kind, provider, text, secret, "authorization header", gid))
+    finally:
+        _stop(proc)
+    _tally_rows(tally, "serve", root, asked, {**{k: v[2] for k, v in _SERVED.items()},
+                                              "authorization header": lambda g: json.dumps(g.to_dict())})
+
+
+def _echo_upstream() -> Any:
+    """A model server that lists one model and answers every completion with the request's `echo` field."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._send({"data": [{"id": "bench"}]})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+            text = body.get("echo", "")
+            if self.path == "/v1/chat/completions":
+                self._send({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+            elif self.path == "/infill":
+                self._send({"content": text, "stop": True})
+            else:
+                self._send({"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]})
+
+        def _send(self, obj: object) -> None:
+            data = json.dumps(obj).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def run_proxy(base: Path, tally: Tally) -> None:
+    """Every corpus entry through a real `redline proxy`, in the request and in the upstream's answer."""
+    root = _repo(base, "proxy")
+    httpd = _echo_upstream()
+    proc, url = _start(["proxy", "--upstream", f"http://127.0.0.1:{httpd.server_address[1]}", "--port", "0"], root,
+                       "redline proxy:")
+    places = {k: v for k, v in _SERVED.items() if k != "input_extra"}
+    asked = []
+    try:
+        for kind, provider, text, secret in _items():
+            for location, (path, body, _) in places.items():
+                asked.append((kind, provider, text, secret, location, _ask(url, path, body(text))))
+            gid = _ask(url, "/v1/completions", {"prompt": "def f():\n", "echo": text})
+            asked.append((kind, provider, text, secret, "completion", gid))
+    finally:
+        _stop(proc)
+        httpd.shutdown()
+    _tally_rows(tally, "proxy", root, asked, {**{k: v[2] for k, v in places.items()},
+                                              "completion": lambda g: g.completion})
 
 
 # -- import -------------------------------------------------------------------------------------------------------
@@ -316,35 +494,88 @@ def run_real_code(tally: Tally, packages: list[str], max_files: int) -> dict[str
 # -- report -------------------------------------------------------------------------------------------------------
 
 
+RUNS: dict[str, Callable[[Path, Tally], None]] = {
+    "serve": run_serve, "proxy": run_proxy, "import": run_import, "ci": run_ci_ingest, "pytest": run_pytest,
+    "lsp": lambda base, tally: run_lsp(base, tally)}
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{n}/{d} {100 * n / max(d, 1):5.1f}%"
+
+
+def against(rev: str) -> dict[str, Any]:
+    """The part written apart from the detectors, bare (no entry point), through `redline/scrub.py` as it was at git
+    revision `rev`, and as it is now: what that part found missing."""
+    import importlib.util
+
+    source = subprocess.run(["git", "show", f"{rev}:redline/scrub.py"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "scrub_then.py").write_text(source)
+        spec = importlib.util.spec_from_file_location("scrub_then", Path(tmp) / "scrub_then.py")
+        assert spec is not None and spec.loader is not None
+        then = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(then)
+    from redline.scrub import scrub as now
+
+    out: dict[str, Any] = {}
+    for label, scrub in ((rev, then.scrub), ("now", now)):
+        for code in (True, False):
+            missed = [p for p, text, secret in MORE_SECRETS if leaked(scrub(text, code=code), secret)]
+            touched = [t for t in MORE_ORDINARY if scrub(t, code=code) != t]
+            key = f"{label} {'code' if code else 'prose'}"
+            out[key] = {"caught": len(MORE_SECRETS) - len(missed), "secrets": len(MORE_SECRETS),
+                        "false_positives": len(touched), "ordinary": len(MORE_ORDINARY), "missed": missed}
+            print(f"{key:<20} caught {_pct(len(MORE_SECRETS) - len(missed), len(MORE_SECRETS))}  "
+                  f"false positives {_pct(len(touched), len(MORE_ORDINARY))}")
+    return out
+
+
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
+    parser.add_argument("--entries", default=",".join(RUNS), help="entry points to run (comma-separated)")
     parser.add_argument("--packages", default="requests,click,rich,pygls,huggingface_hub",
                         help="installed packages whose source lines are scrubbed as real code that holds no secret")
     parser.add_argument("--max-files", type=int, default=200, help="files per package")
+    parser.add_argument("--against", metavar="REV",
+                        help="only compare the part written apart, bare, with redline/scrub.py at git revision REV")
     args = parser.parse_args()
+    if args.against:
+        return against(args.against)
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         os.environ["REDLINE_HOME"] = str(base / "home")
-        for run in (run_import, run_ci_ingest, run_pytest, run_lsp):
-            run(base, tally)
+        for name in args.entries.split(","):
+            RUNS[name](base, tally)
     print(f"corpus: {len(SECRETS)} secrets ({len({p for p, _, _ in SECRETS})} kinds), {len(ORDINARY)} ordinary "
-          "snippets\n")
-    print(f"{'entry point':<10} {'location':<18} {'caught':>12} {'false positives':>16}")
+          f"snippets; written apart from the detectors: {len(MORE_SECRETS)} secrets "
+          f"({len({p for p, _, _ in MORE_SECRETS})} kinds), {len(MORE_ORDINARY)} look-alikes\n")
+    print(f"{'entry point':<10} {'location':<20} {'caught':>14} {'false positives':>14} {'caught apart':>14} "
+          f"{'fp apart':>12}")
     total_o = total_fp = 0
     completion_fp = 0
+    entries: dict[str, dict[str, int]] = {}
     for (entry, location), r in sorted(tally.rows.items()):
-        caught = f"{r['caught']}/{r['secrets']} {100 * r['caught'] / max(r['secrets'], 1):5.1f}%"
-        fp = f"{r['redacted']}/{r['ordinary']} {100 * r['redacted'] / max(r['ordinary'], 1):4.1f}%"
-        print(f"{entry:<10} {location:<18} {caught:>12} {fp:>16}")
+        print(f"{entry:<10} {location:<20} {_pct(r['caught'], r['secrets']):>14} "
+              f"{_pct(r['redacted'], r['ordinary']):>14} {_pct(r['apart_caught'], r['apart_secrets']):>14} "
+              f"{_pct(r['apart_redacted'], r['apart_ordinary']):>12}")
         for what in r["missed"]:
-            print(f"{'':<30} missed: {what}")
+            print(f"{'':<32} missed: {what}")
         for what in r["false_positives"]:
-            print(f"{'':<30} false positive: {what}")
+            print(f"{'':<32} false positive: {what}")
+        e = entries.setdefault(entry, dict.fromkeys(("secrets", "caught", "ordinary", "redacted", "apart_secrets",
+                                                     "apart_caught", "apart_ordinary", "apart_redacted"), 0))
+        for k in e:
+            e[k] += r[k]
         total_o += r["ordinary"]
         total_fp += r["redacted"]
         completion_fp += r["redacted"] if location == "completion" else 0
+    print(f"\n{'entry point':<10} {'caught':>16} {'false positives':>16} {'caught apart':>16} {'fp apart':>14}")
+    for entry, e in entries.items():
+        print(f"{entry:<10} {_pct(e['caught'], e['secrets']):>16} {_pct(e['redacted'], e['ordinary']):>16} "
+              f"{_pct(e['apart_caught'], e['apart_secrets']):>16} {_pct(e['apart_redacted'], e['apart_ordinary']):>14}")
     all_caught = all(r["caught"] == r["secrets"] for r in tally.rows.values())
     rate = total_fp / max(total_o, 1)
     print(f"\nall secrets caught in every location: {all_caught}; false positives overall {100 * rate:.2f}% "
@@ -356,9 +587,9 @@ def main() -> dict[str, Any]:
           f"{real['changed_prose']} ({100 * real['changed_prose'] / n:.3f}%)")
     for example in real["examples"]:
         print(f"  {example}")
-    out = {"rows": {f"{e} / {loc}": r for (e, loc), r in tally.rows.items()}, "all_caught": all_caught,
-           "false_positive_rate": rate, "completion_false_positives": completion_fp, "real_code": real,
-           "goal_met": all_caught and rate <= 0.02 and completion_fp == 0}
+    out = {"rows": {f"{e} / {loc}": r for (e, loc), r in tally.rows.items()}, "entries": entries,
+           "all_caught": all_caught, "false_positive_rate": rate, "completion_false_positives": completion_fp,
+           "real_code": real, "goal_met": all_caught and rate <= 0.02 and completion_fp == 0}
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return out

@@ -165,7 +165,7 @@ async def proxy_in_process(config: Any, store: Any, n: int) -> tuple[list[float]
     body = {"prompt": "def f():\n", "max_tokens": 8, "temperature": 0}
     direct, via = [], []
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_proxy_app(px)),
-                                 base_url="http://proxy") as client:
+                                 base_url="http://127.0.0.1") as client:
         for k in range(n + 20):
             for target in ("direct", "via") if k % 2 else ("via", "direct"):
                 t0 = time.perf_counter()

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO
 
+from redline.adapter_store import registry_for
 from redline.config import Config, load_config
 from redline.daemon import registry
 from redline.daemon.child import ChildOutcome, run_child
@@ -31,7 +32,8 @@ from redline.daemon.device import probe as gpu_probe
 from redline.daemon.schedule import Decision, RepoState, Window, decide, order
 from redline.errors import ConfigError, RedlineError
 from redline.inbox import InboxResult, InboxWatcher
-from redline.queue import open_store
+from redline.online import roll_back_if_worse
+from redline.queue import Store, open_store
 from redline.records import utc_now
 from redline.status import DaemonState, DaemonStatus, LastTraining, write_daemon, write_last
 
@@ -103,10 +105,14 @@ class Daemon:
 
     # -- per tick ----------------------------------------------------------------------------------------------
 
+    def entries(self) -> list[registry.RegisteredRepo]:
+        """The repositories to look after: those `redline init` registered in this home."""
+        return registry.registered(self.home)
+
     def refresh(self, *, strict: bool = False) -> None:
         """Re-read the repository list and each config. `strict` (at start): a bad config is an error."""
         try:
-            entries = registry.registered(self.home)
+            entries = self.entries()
         except ConfigError as exc:
             if strict:
                 raise
@@ -170,6 +176,7 @@ class Daemon:
         assert config is not None
         store = open_store(config)
         try:
+            self._watch_online(config, store)
             backlog, oldest = store.backlog()
             state = RepoState(backlog, oldest, kick_file(self.home, repo.entry.root).exists(), repo.failures,
                               repo.failed_at)
@@ -177,12 +184,20 @@ class Daemon:
             status: DaemonState = "backoff" if repo.failures and "backing off" in decision.reason else "waiting"
             detail = decision.reason + (f"; config error kept the last good config: {repo.config_error}"
                                         if repo.config_error else "")
-            write_daemon(store, DaemonStatus("idle" if decision.train else status, detail,
-                                             None if decision.next_at is None else decision.next_at.isoformat(),
-                                             utc_now()))
+            write_daemon(store, self._sign(DaemonStatus("idle" if decision.train else status, detail,
+                                                        None if decision.next_at is None
+                                                        else decision.next_at.isoformat(), utc_now())))
         finally:
             store.close()
         return state, decision
+
+    def _watch_online(self, config: Config, store: Store) -> None:
+        """Roll back a promoted adapter whose suggestions developers keep less often than its predecessor's."""
+        rolled = roll_back_if_worse(store, registry_for(config))
+        if rolled is not None:
+            log.warning("%s: %s rolled back: %s", config.repo_root, rolled.version, rolled.line())
+            if self.control is not None:
+                self.control.reload(config)
 
     def _train(self, repo: Repo) -> bool:
         """Train `repo` if the disk and the device allow it; False (with the reason in its status) if not."""
@@ -286,11 +301,16 @@ class Daemon:
         try:
             if last is not None:
                 write_last(store, last)
-            write_daemon(store, DaemonStatus(daemon.state, daemon.detail, daemon.next_training, utc_now()))
+            write_daemon(store, self._sign(DaemonStatus(daemon.state, daemon.detail, daemon.next_training,
+                                                        utc_now())))
         except RedlineError as exc:
             log.warning("%s: cannot record the status: %s", config.repo_root, exc.one_line())
         finally:
             store.close()
+
+    def _sign(self, status: DaemonStatus) -> DaemonStatus:
+        """The daemon's status as written into the repository's queue (a worker signs it with its name)."""
+        return status
 
     def _close(self, repo: Repo) -> None:
         if repo.watcher is not None:
@@ -339,9 +359,10 @@ class AlreadyRunning(RedlineError):
 
 
 @contextmanager
-def single_instance(home: Path) -> Iterator[IO[str]]:
-    """Hold `daemon/daemon.pid` locked while the daemon runs; a second one fails naming the first's pid."""
-    path = daemon_dir(home) / "daemon.pid"
+def single_instance(home: Path, name: str = "daemon") -> Iterator[IO[str]]:
+    """Hold `daemon/<name>.pid` locked while the daemon (or the worker) runs; a second one fails naming the
+    first's pid."""
+    path = daemon_dir(home) / f"{name}.pid"
     path.parent.mkdir(parents=True, exist_ok=True)
     f = path.open("a+")
     try:
@@ -350,7 +371,7 @@ def single_instance(home: Path) -> Iterator[IO[str]]:
         except BlockingIOError:
             f.seek(0)
             pid = f.read().strip() or "?"
-            raise AlreadyRunning(f"another redline daemon is running (pid {pid})",
+            raise AlreadyRunning(f"another redline {name} is running (pid {pid})",
                                  fix=f"stop it first (`kill {pid}`, or `redline daemon uninstall` for the service)",
                                  path=path) from None
         f.seek(0)

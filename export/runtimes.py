@@ -6,7 +6,10 @@
 - `ollama`: the folder plus a Modelfile (`FROM` the base, `ADAPTER` the folder); `ollama create` is run when
   `ollama` is on PATH, else printed.
 
-Every export is written to a temporary sibling and renamed into place, so a reader never sees half of one.
+Every export is written to a temporary sibling and renamed into place, so a reader never sees half of one; an
+`-o` that is a symbolic link is refused (the rename would replace the link, or write through it). The version is
+checked first (`AdapterRegistry.verify`: the digests recorded at training and the safetensors header), so a damaged
+adapter is never copied or converted.
 Where the target base model is knowable (a local HF folder, a GGUF file, or a model name when the adapter was
 trained on a named model) it is checked against the adapter's tensors before anything is written.
 """
@@ -24,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redline.adapters import AdapterRegistry, served_name
+from redline.adapter_store import registry_for
+from redline.adapters import AdapterRegistry, adapter_shapes, served_name
 from redline.config import Config
 from redline.errors import ConfigError, NotFound, RedlineError
 from redline.export import gguf_lora, vllm
@@ -65,9 +69,9 @@ def export_adapter(config: Config, version: str, target: str, out: Path | None =
     """Export VERSION (or `current`) for TARGET into OUT (default: the repo's state dir, `exports/`)."""
     if target not in TARGETS:
         raise ConfigError(f"unknown export target {target!r}", fix=f"use one of: {', '.join(TARGETS)}")
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     version = resolve_version(registry, version)
-    src = registry.path(version)
+    src = registry.verify(version)
     meta = registry.meta(version)
     trained_on = _trained_on(src, meta)
     exports = config.state_dir / "exports"
@@ -142,8 +146,9 @@ def _ollama(src: Path, version: str, name: str, out: Path, base: str | None) -> 
 def _llamacpp(config: Config, src: Path, version: str, name: str, trained_on: str | None, out: Path,
               base: str | None) -> Export:
     out = Path(out).absolute()
-    if out.is_dir():
+    if out.is_dir():  # a folder (a linked one too): the file goes inside it
         out = out / f"{name.replace('@', '-')}.gguf"
+    _refuse_link(out)
     if out.is_file() and _head(out) != b"GGUF":
         raise ConfigError("the output exists and is not a GGUF file; nothing was written", path=out,
                           fix="choose another -o")
@@ -232,22 +237,6 @@ def _mismatch(version: str, trained_on: str | None, target: str, why: str) -> No
                       f"{target} ({why})", fix="export for the model it was trained on")
 
 
-def adapter_shapes(src: Path) -> dict[str, tuple[int, int]]:
-    """Adapted module → (out, in) of the base weight it modifies, from the safetensors header alone."""
-    from safetensors import safe_open
-
-    a_in: dict[str, int] = {}
-    b_out: dict[str, int] = {}
-    with safe_open(str(src / "adapter_model.safetensors"), framework="numpy") as f:
-        for key in f.keys():
-            module = key.removeprefix("base_model.model.")
-            if module.endswith(".lora_A.weight"):
-                a_in[module.removesuffix(".lora_A.weight")] = f.get_slice(key).get_shape()[1]
-            elif module.endswith(".lora_B.weight"):
-                b_out[module.removesuffix(".lora_B.weight")] = f.get_slice(key).get_shape()[0]
-    return {m: (b_out[m], a_in[m]) for m in a_in if m in b_out}
-
-
 def adapter_rank(src: Path) -> int:
     cfg = json.loads((src / "adapter_config.json").read_text(encoding="utf-8"))
     return max([int(cfg.get("r") or 8), *(int(r) for r in (cfg.get("rank_pattern") or {}).values())])
@@ -294,8 +283,15 @@ def _copy_adapter(src: Path, dst: Path) -> None:
             shutil.copy2(src / name, dst / name)
 
 
+def _refuse_link(out: Path) -> None:
+    if out.is_symlink():
+        raise ConfigError("the output is a symbolic link; nothing was written", path=out,
+                          fix="choose another -o (a plain path)")
+
+
 def _atomic_dir(out: Path, fill: Callable[[Path], None]) -> None:
     """Build the export in a hidden sibling, then rename it into place (replacing an earlier export)."""
+    _refuse_link(out)
     if out.exists() and not (out / "adapter_config.json").is_file():
         raise ConfigError("the output exists and is not an adapter export; nothing was written", path=out,
                           fix="choose another -o")

@@ -19,6 +19,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from redline import ledger
 from redline.attribution import repo_relative
+from redline.errors import QueueUnavailable
 from redline.lsp_server.documents import Doc, Repo, offset_of, slice_text
 from redline.lsp_server.linking import Recent, RecentCompletions, Run, extends, find, normalise
 from redline.lsp_server.params import parse_range
@@ -189,7 +190,11 @@ def reload_recent(repo: Repo, now: float, window: float, limit: int) -> None:
         return
     since = datetime.fromtimestamp(now - window, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     entries = []
-    for gid, text, created_at, path in repo.store.recent_completions(since, origins=SERVED_ORIGINS, limit=limit):
+    try:
+        recent = repo.store.recent_completions(since, origins=SERVED_ORIGINS, limit=limit)
+    except QueueUnavailable:  # a team queue out of reach (one warning logged): keep the last list until it is back
+        return
+    for gid, text, created_at, path in recent:
         rel = repo_relative(repo.config.repo_root, path) if path else None
         entries.append(Recent(gid, text, normalise(text), _epoch(created_at), rel))
     repo.recent = RecentCompletions(entries, stamp)

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from redline.errors import QueueUnavailable
 from redline.history import LineMap, diff_since
 from redline.queue.store import Store
 from redline.records import Range, Span, utc_now
@@ -307,9 +308,16 @@ class Attributor:
     git_calls: int = 0
 
     def anchors(self, path: str) -> list[Anchor]:
-        """Every live span of `path`, placed in the file as it is now (spans that are gone are left out)."""
+        """Every live span of `path`, placed in the file as it is now (spans that are gone are left out).
+
+        A team queue that cannot be reached (docs/team.md) knows no spans for now: the finding stays
+        unattributed and is not remembered as such, and the batch it is in goes to the spool marked to be
+        attributed again when it is sent (`redline.queue.spool`)."""
         if path not in self._anchors:
-            self._anchors[path] = self._place(path)
+            try:
+                self._anchors[path] = self._place(path)
+            except QueueUnavailable:
+                return []
         return self._anchors[path]
 
     def _place(self, path: str) -> list[Anchor]:

@@ -63,12 +63,32 @@ class Config:
     #: `redline serve` / `proxy`: put the repository's N most frequent recurring lint and review red lines into
     #: every prompt as hints (0 = off): the fallback for a model that cannot learn from the feedback yet
     serve_hints: int = 0
+    #: the team's queue: a libpq URL (`postgresql://host/db`) selects the PostgreSQL backend, shared by every
+    #: machine of the team (docs/team.md); None keeps the per-repository SQLite file. Never put a password in it
+    #: in a committed file: libpq reads PGPASSFILE (~/.pgpass) or PGPASSWORD
+    queue_url: str | None = None
+    #: a directory shared by the team (a network mount) holding the adapters as immutable `<repo>@vNNNN` folders
+    #: in the layout vLLM's filesystem resolver reads, with the promoted version's pointer; None: per-user
+    #: `adapters_dir`
+    adapter_store: Path | None = None
     #: the config file that was read, if any
     source: Path | None = None
+    #: problems found while reading the settings that do not stop Redline (a password in a committed
+    #: `queue_url`): the queue's opener logs each one once per process
+    warnings: tuple[str, ...] = ()
 
     @property
     def db_path(self) -> Path:
         return self.state_dir / "queue.sqlite3"
+
+    @property
+    def queue_location(self) -> str:
+        """Where the queue is, as it may be printed: the team's URL without its password, else the SQLite file."""
+        if self.queue_url:
+            from redline.queue.url import redact
+
+            return redact(self.queue_url)
+        return str(self.db_path)
 
     @property
     def adapters_dir(self) -> Path:
@@ -84,7 +104,8 @@ class Config:
 
 
 _SCALARS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("repo_root", "repo_id", "home",
-                                                                              "state_dir", "source")}
+                                                                              "state_dir", "source", "warnings")}
+_URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 def load_config(start: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
@@ -92,6 +113,7 @@ def load_config(start: str | os.PathLike[str] | None = None, env: dict[str, str]
     env = dict(os.environ if env is None else env)
     root = find_repo_root(Path(start or Path.cwd()))
     raw, source = _read_file_settings(root)
+    notes = _url_password_warning(raw.get("queue_url"), source)
     for name in _SCALARS:
         key = f"REDLINE_{name.upper()}"
         if key in env:
@@ -101,7 +123,21 @@ def load_config(start: str | os.PathLike[str] | None = None, env: dict[str, str]
     state = raw.pop("state_dir", None) or env.get("REDLINE_STATE_DIR")
     state_dir = (root / state) if state else home / "repos" / repo_slug(repo_id)
     values = {name: _convert(name, value, source) for name, value in raw.items()}
-    return Config(repo_root=root, repo_id=repo_id, home=home, state_dir=state_dir.resolve(), source=source, **values)
+    if isinstance(values.get("adapter_store"), Path):
+        values["adapter_store"] = (root / values["adapter_store"].expanduser()).resolve()
+    return Config(repo_root=root, repo_id=repo_id, home=home, state_dir=state_dir.resolve(), source=source,
+                  warnings=notes, **values)
+
+
+def _url_password_warning(url: Any, source: Path | None) -> tuple[str, ...]:
+    """The warning for a password written into `queue_url` in the config file (which is committed with the repo):
+    it names where libpq looks instead, never the password."""
+    from redline.queue.url import has_password
+
+    if source is None or not isinstance(url, str) or not has_password(url):
+        return ()
+    return (f"{source.name}: queue_url holds a password, and this file is committed with the repository — remove "
+            "it and let libpq read it from PGPASSFILE (default ~/.pgpass, mode 0600) or PGPASSWORD",)
 
 
 def redline_home(env: Mapping[str, str] | None = None) -> Path:
@@ -206,6 +242,15 @@ def _convert(name: str, value: Any, source: Path | None) -> Any:
             raise ValueError(value)
         if name == "serve_during_training" and value not in ("yield", "wait"):
             raise ValueError(value)
+        if name == "queue_url":
+            if value is None or str(value).strip() == "":
+                return None  # REDLINE_QUEUE_URL="" keeps the local SQLite queue
+            if not isinstance(value, str) or not value.startswith(_URL_SCHEMES):
+                raise ConfigError("setting `queue_url` must be a PostgreSQL URL (postgresql://host/db)",
+                                  fix="see docs/team.md", path=where)
+            return value
+        if name == "adapter_store":
+            return None if value is None or str(value).strip() == "" else Path(str(value))
         if isinstance(default, tuple):
             return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
         if isinstance(default, dict):

@@ -34,6 +34,20 @@ class QueueBusy(QueueError):
     """Another process held the queue's write lock for longer than this writer would wait."""
 
 
+class QueueUnavailable(QueueBusy):
+    """A team queue's server cannot be reached (down, restarting, no network). A kind of `QueueBusy`, so every
+    writer that spools a busy batch spools this one too, to be sent when the server is back."""
+
+
+class SchemaTooNew(QueueError):
+    """The queue was migrated by a newer Redline than this one: its records may hold what this code cannot read."""
+
+
+class ClaimLost(QueueError):
+    """A training claim was taken over (its lease ran out while its holder was cut off): the holder must not
+    promote what it trained, since another trainer now has those records."""
+
+
 class UpstreamError(RedlineError):
     """A model server Redline talks to (the proxy's upstream, a team's vLLM) refused or did not answer."""
 

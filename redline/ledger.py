@@ -14,6 +14,7 @@ from typing import Literal
 
 from redline.attribution import Attributor
 from redline.config import Config
+from redline.demonstrations import apply_fix, fix_edits
 from redline.errors import QueueBusy
 from redline.queue.protocol import AddResult, Store
 from redline.records import Feedback, Generation, Span, sha256_text
@@ -66,6 +67,12 @@ def record(
     return AddResult(spooled=len(batch), spool_file=store.spool(batch), busy=busy)
 
 
+def attribute_feedback(store: Store, config: Config, feedback: Iterable[Feedback]) -> list[Feedback]:
+    """`record`'s attribution alone: each unattributed, located piece of feedback given to the generation whose
+    model-written lines it touches, the files read from the repo (a team queue's spooled batch, sent later)."""
+    return _attribute(Attributor(store, config.repo_root), feedback)
+
+
 def record_generation(store: Store, config: Config, generation: Generation) -> Generation:
     """`record` one generation; returns it with its repo id and split set (what a front-end answers with)."""
     record(store, config, generations=[generation])
@@ -94,6 +101,10 @@ def _attribute(engine: Attributor, feedback: Iterable[Feedback]) -> list[Feedbac
             matches = engine.attribute(fb.path, fb.range.start_line, fb.range.last_line)
             if matches:
                 best = matches[0]
-                fb = fb.attributed_to(best.generation_id, span_line=best.span_line, attribution=best.confidence)
+                extra = {}
+                if best.confidence == "exact" and (fixed := apply_fix(best.span, fix_edits(fb.meta.get("fix")))):
+                    extra["demonstration"] = {"source": f"{fb.source}'s own fix", "text": fixed}
+                fb = fb.attributed_to(best.generation_id, span_line=best.span_line, attribution=best.confidence,
+                                      **extra)
         ready.append(fb)
     return ready

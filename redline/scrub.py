@@ -10,7 +10,8 @@ Two strengths, because the fields differ in what a wrong guess costs:
 * `scrub(text)` — for prose (feedback messages, tracebacks, review comments, `meta`): the same, plus long
   high-entropy tokens that are not identifiers, hashes, UUIDs, digests or base64 of text.
 
-A secret becomes `[REDACTED:<kind>]`. `bench/scrub_corpus.py` measures both against a corpus.
+A secret becomes `[REDACTED:<kind>]`. `bench/scrub_corpus.py` measures both against a corpus; the detectors for
+the formats its second part (written apart from them, issue #30) found missing are marked "#30" below.
 """
 
 from __future__ import annotations
@@ -26,18 +27,22 @@ from functools import lru_cache, partial
 MARK = "[REDACTED:{}]"
 
 _PRIVATE_KEY_BLOCK = re.compile(
-    r"-----BEGIN[ A-Z0-9]*PRIVATE KEY( BLOCK)?-----.*?(-----END[ A-Z0-9]*PRIVATE KEY( BLOCK)?-----|\Z)", re.DOTALL
+    r"-----BEGIN[ A-Z0-9]*PRIVATE KEY( BLOCK)?-----.*?(-----END[ A-Z0-9]*PRIVATE KEY( BLOCK)?-----|\Z)"
+    # #30: PuTTY's .ppk holds the private part between `Private-Lines:` and its MAC
+    r"|Private-Lines: *\d+\r?\n.*?(?=\r?\nPrivate-(?:MAC|Hash):|\Z)", re.DOTALL
 )
+#: #30: the public PEM blocks (certificates, public keys): their base64 is not random in the sense that matters
+_PUBLIC_BLOCK = re.compile(r"-----BEGIN (?![A-Z ]*PRIVATE)[A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----|\Z)",
+                           re.DOTALL)
 #: `scheme://[user]:password@host` (the user may be empty, as in `redis://:pw@host`)
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"`]*:)(?P<secret>[^\s@/'\"`]+)(?=@)")
 _AUTH_HEADER = re.compile(
-    r"(?i)(?P<head>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|digest)\s+)"
-    r"(?P<secret>[A-Za-z0-9._~+/=-]{8,})"
+    r"(?i)(?P<head>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest|ssws)\s+|key=))"
+    r"(?P<secret>[A-Za-z0-9._~+/=:-]{8,})"
 )
 
 #: providers' token formats, with a distinctive prefix; `{8,}` so a value pytest cut short is still caught
 _PREFIXED: list[tuple[str, str]] = [
-    ("aws-access-key", r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[0-9A-Z]{8,}(?![a-z])"),
     ("github-token", r"(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{8,}"),
     ("github-token", r"github_pat_[A-Za-z0-9_]{8,}"),
     ("gitlab-token", r"(?:glpat|gldt|glft|glsoat|glrt|glcbt|glimt|glptt|gloas)-[A-Za-z0-9_-]{8,}"),
@@ -54,18 +59,60 @@ _PREFIXED: list[tuple[str, str]] = [
     ("digitalocean-token", r"do[por]_v1_[a-f0-9]{8,}"),
     ("shopify-token", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{8,}"),
     ("json-web-token", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.?[A-Za-z0-9_-]*"),
-    ("azure-key", r"(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),
-    ("azure-key", r"(?<=SharedAccessKey=)[A-Za-z0-9+/=]{20,}"),
+    # #30: formats the corpus written apart from these detectors found missing (providers' documented shapes)
+    ("google-oauth-token", r"ya29\.[A-Za-z0-9_-]{20,}"),
+    ("google-oauth-secret", r"GOCSPX-[A-Za-z0-9_-]{8,}"),
+    ("slack-token", r"xapp-\d-[A-Za-z0-9-]{8,}"),
+    ("slack-token", r"xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9-]{8,}"),
+    ("stripe-webhook-secret", r"whsec_[A-Za-z0-9]{8,}"),
+    ("groq-key", r"gsk_[A-Za-z0-9]{20,}"),
+    ("perplexity-key", r"pplx-[A-Za-z0-9]{20,}"),
+    ("docker-hub-token", r"dckr_(?:pat|oat)_[A-Za-z0-9_-]{8,}"),
+    ("vault-token", r"hv[sbr]\.[A-Za-z0-9_-]{20,}"),
+    ("notion-token", r"ntn_\d{11}[A-Za-z0-9]{20,}"),
+    ("notion-token", r"secret_[A-Za-z0-9]{43}(?![A-Za-z0-9])"),
+    ("mailgun-key", r"key-[0-9a-f]{32}(?![0-9a-f])"),
+    ("braintree-token", r"access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}"),
+    ("discord-token", r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])"),
+    ("grafana-token", r"glsa_[A-Za-z0-9]{32}_[0-9a-f]{8}"),
+    ("grafana-token", r"glc_[A-Za-z0-9+/=_-]{32,}"),
+    ("age-secret-key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
+    ("firebase-server-key", r"AAAA[A-Za-z0-9_-]{7}:APA91b[A-Za-z0-9_-]{100,}"),
+    ("launchdarkly-key", r"(?:sdk|mob)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ("buildkite-token", r"bkua_[0-9a-f]{40}"),
+    ("postman-key", r"PMAK-[0-9a-f]{24}-[0-9a-f]{34}"),
+    ("dropbox-token", r"sl\.(?:u\.)?[A-Za-z0-9_-]{120,}"),
+    ("bitcoin-private-key", r"[5KL][1-9A-HJ-NP-Za-km-z]{50,51}(?![A-Za-z0-9])"),
 ]
-_PREFIXED_RE = re.compile(
-    "|".join(f"(?P<k{i}>{'' if p.startswith('(?<') else '(?<![A-Za-z0-9_])'}{p})" for i, (_, p) in enumerate(_PREFIXED))
-)
+#: One pass for the formats that start a word. That they start one is checked on each match (`_mark_prefixed`),
+#: which also finds the format that matched: a lookbehind in front of every alternative, or a named group around
+#: each, made this pass ten times slower (1 s on 270 kB of code with the #30 formats; this way 0.1 s). The formats
+#: with a lookbehind of their own run one by one, each only when its literal part is in the text.
+_PREFIXED_RE = re.compile("|".join(f"(?:{p})" for _, p in _PREFIXED))
+_PREFIXED_EACH = [(kind, re.compile(p)) for kind, p in _PREFIXED]
+#: formats bounded by a lookbehind of their own: (kind, a literal the text must hold for it to run, pattern)
+_OWN_LOOKBEHIND: list[tuple[str, str, re.Pattern[str]]] = [(k, n, re.compile(p)) for k, n, p in [
+    ("aws-access-key", "", r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[0-9A-Z]{8,}(?![a-z])"),
+    ("azure-key", "AccountKey=", r"(?<=AccountKey=)[A-Za-z0-9+/=]{20,}"),
+    ("azure-key", "SharedAccessKey=", r"(?<=SharedAccessKey=)[A-Za-z0-9+/=]{20,}"),
+    # #30
+    ("google-oauth-token", "1//0", r"(?<![A-Za-z0-9/])1//0[A-Za-z0-9_-]{20,}"),
+    ("azure-client-secret", "Q~",
+     r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"),
+    ("azure-sas-signature", "sig=", r"(?<=[?&]sig=)[A-Za-z0-9%+/=_-]{20,}"),
+    ("discord-webhook", "/api/webhooks/", r"(?<=discord\.com/api/webhooks/)\d+/[A-Za-z0-9_-]{20,}"),
+    ("discord-webhook", "/api/webhooks/", r"(?<=discordapp\.com/api/webhooks/)\d+/[A-Za-z0-9_-]{20,}"),
+    ("teams-webhook", "/IncomingWebhook/",
+     r"(?<=/IncomingWebhook/)[0-9a-f]{32}(?:/[0-9a-f-]{36})?(?:/[A-Za-z0-9_-]+)?"),
+]]
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
-#: a key name that holds a secret: it must END with one of these words (`MAX_TOKENS`, `password_hash` do not)
+#: a key name that holds a secret: it must END with one of these words (`MAX_TOKENS`, `password_hash` do not);
+#: #30 added `X-API-Key`-style dashes, a `PAT` and Rails' `secret_key_base`
 _SECRET_NAME = (
-    r"[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|pwd|(?<![a-z])pass|secret|token|api_?key|apikey|access_?key(?:_?id)?"
-    r"|secret_?key|private_?key|(?:hmac|signing|encryption|master|session|client|auth|app)_?key|credentials?"
-    r"|dsn|conn(?:ection)?_?string)"
+    r"[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|pwd|(?<![a-z])pass|(?<![a-z])pat|secret|token|api[_-]?key|apikey"
+    r"|access[_-]?key(?:_?id)?|secret_?key(?:_?base)?|private_?key|(?:hmac|signing|encryption|master|session|client"
+    r"|auth|app)[_-]?key|credentials?|dsn|conn(?:ection)?_?string)"
 )
 #: `.env` / shell: `KEY=value` on its own line, no spaces around `=`
 _ENV_LINE = re.compile(
@@ -88,6 +135,48 @@ _BARE = re.compile(
     r"(?P<after>[(\[.]?)"
 )
 
+#: #30: where a secret sits by its shape in the call or file around it, not by a name:
+#: (kind, needles, pattern), the pattern run only when one of its needles is in the lower-cased text
+_CONTEXTUAL: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
+    # a command line: `--token VALUE`, `--password=VALUE`, `sshpass -p VALUE`, `curl -u user:VALUE`
+    ("password", ("-token", "-pass", "-secret", "-api", "-auth"), re.compile(
+        r"(?i)(?P<head>(?<![\w-])--?(?:[a-z0-9]+-)*(?:token|password|passwd|pass|secret|api-?key|auth-?key|authkey)"
+        r"(?:=|[ \t]+)(?P<q>['\"]?))(?P<secret>[^\s'\"]{6,})(?P=q)")),
+    ("password", ("sshpass",), re.compile(
+        r"(?P<head>\bsshpass[ \t]+-p[ \t]*(?P<q>['\"]?))(?P<secret>[^\s'\"]{4,})(?P=q)")),
+    ("password", ("-u ", "--user"), re.compile(
+        r"(?P<head>(?<![\w-])(?:-u|--user)[ \t]+(?P<q>['\"]?)[^\s:'\"]+:)(?P<secret>[^\s'\"@]{4,})")),
+    # `auth=("user", "VALUE")`, `HTTPBasicAuth("user", "VALUE")`, Twilio's `Client("AC…", "VALUE")`
+    ("password", ("auth", "client("), re.compile(
+        r"(?P<head>(?:\bauth[ \t]*=[ \t]*\(|BasicAuth\(|DigestAuth\(|\bClient\([ \t]*[\"']AC[0-9a-f]{32}[\"'][ \t]*,)"
+        r"[ \t]*(?:[\"'][^\"'\n]*[\"'][ \t]*,[ \t]*)?(?P<q>[\"']))(?P<secret>[^\"'\n]{4,})(?P=q)")),
+    # XML: `<password>VALUE</password>` (Maven settings.xml, .NET config)
+    ("password", ("password>", "passwd>", "secret>", "token>", "key>"), re.compile(
+        r"(?i)(?P<head><(?P<tag>[A-Za-z0-9_.:-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key"
+        r"|private[_-]?key))>)(?P<secret>[^<\s]{4,})(?=</(?P=tag)>)")),
+    # ~/.pgpass: `host:port:database:user:VALUE`, a line of its own or a quoted value (a test's assertion)
+    ("password", (":",), re.compile(
+        r"(?m)(?P<head>(?:^|(?<=[\s\"'`]))[A-Za-z0-9_.*-]+:(?:\d{1,5}|\*):[A-Za-z0-9_.*-]+:[A-Za-z0-9_.*@-]+:)"
+        r"(?P<secret>[^\s:\"'`]{4,})(?=[\s\"'`]|$)")),
+    # kaggle.json: {"username": …, "key": VALUE}
+    ("kaggle-key", ('"key"',), re.compile(
+        r"(?P<head>\"username\"[ \t]*:[ \t]*\"[^\"]*\"[ \t]*,[ \t]*\"key\"[ \t]*:[ \t]*\")(?P<secret>[0-9a-f]{32})"
+        r"(?=\")")),
+    # a wallet key handed to a client: `Account.from_key("0x…")`, viem's `privateKeyToAccount`, `new Wallet("0x…")`
+    ("wallet-key", ("from_key", "privatekeytoaccount", "wallet("), re.compile(
+        r"(?P<head>(?:from_key|privateKeyToAccount|Wallet)\([ \t]*(?P<q>[\"'`]))(?P<secret>(?:0x)?[0-9a-fA-F]{64})"
+        r"(?P=q)")),
+    # a recovery phrase: 12 to 24 lower-case words assigned to a mnemonic / seed phrase
+    ("mnemonic", ("mnemonic", "phrase"), re.compile(
+        r"(?i)(?P<head>(?:mnemonic|seed[_ -]?phrase|recovery[_ -]?phrase)[\"']?[ \t]*[:=][ \t]*(?P<q>[\"']?))"
+        r"(?P<secret>[a-z]+(?: [a-z]+){11,23})(?P=q)")),
+]
+#: #30: Docker's config.json (`"auth": base64(user:password)`) and base64 of a private key (kubeconfig's
+#: `client-key-data`): recognised by what they decode to
+_AUTH_B64 = re.compile(r"(?i)(?P<head>[\"']?auth[\"']?[ \t]*[:=][ \t]*[\"'])"
+                       r"(?P<secret>[A-Za-z0-9+/]{8,}={0,2})(?=[\"'])")
+_PEM_B64 = re.compile(r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{20,}={0,2}")
+
 _TYPE_WORDS = {"str", "bytes", "int", "float", "bool", "none", "null", "nil", "true", "false", "any", "object",
                "optional", "undefined", "string", "number", "secretstr", "secretbytes", "self", "cls"}
 _PLACEHOLDER_WORDS = {"password", "passwd", "secret", "token", "changeme", "username", "example", "redacted",
@@ -104,6 +193,8 @@ _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 #: detect-secrets detectors that are not about secrets in source code, or that fire on ordinary identifiers
 _SKIP_DETECTORS = {"IPPublicDetector", "PrivateKeyDetector", "ArtifactoryDetector", "KeywordDetector"}
+#: #30: and single patterns that match identifiers: a Twilio account SID (`AC…`) is in every API URL, not a secret
+_SKIP_PATTERNS = {"AC[a-z0-9]{32}"}
 
 
 @lru_cache(maxsize=1)
@@ -116,7 +207,7 @@ def _provider_patterns() -> list[tuple[str, re.Pattern[str]]]:
     for secret_type, cls in get_mapping_from_secret_type_to_class().items():
         if issubclass(cls, RegexBasedDetector) and cls.__name__ not in _SKIP_DETECTORS:
             kind = re.sub(r"[^a-z0-9]+", "-", secret_type.lower()).strip("-")
-            patterns.extend((kind, p) for p in cls().denylist)  # type: ignore[misc]
+            patterns.extend((kind, p) for p in cls().denylist if p.pattern not in _SKIP_PATTERNS)  # type: ignore[misc]
     return patterns
 
 
@@ -130,7 +221,7 @@ def _provider_prefilter() -> re.Pattern[str] | None:
 
 
 _KEYWORD_HINT = re.compile(
-    r"pass|pwd|secret|token|key|credential|dsn|conn|authorization|://", re.IGNORECASE
+    r"pass|pwd|pat|secret|token|key|credential|dsn|conn|authorization|://", re.IGNORECASE
 )
 
 
@@ -154,10 +245,21 @@ def scrub(text: str, *, code: bool = False, found: list[str] | None = None) -> s
 
     text = _PRIVATE_KEY_BLOCK.sub(track(lambda m: MARK.format("private-key")), text)
     text = _PREFIXED_RE.sub(track(_mark_prefixed), text)
+    for kind, needle, pattern in _OWN_LOOKBEHIND:
+        if needle in text:
+            text = pattern.sub(track(lambda m, kind=kind: MARK.format(kind)), text)
     prefilter = _provider_prefilter()
     if prefilter is None or prefilter.search(text):
         for kind, pattern in _provider_patterns():
             text = pattern.sub(track(partial(_mark_match, kind=kind)), text)
+    low = text.lower()
+    for kind, needles, pattern in _CONTEXTUAL:
+        if any(n in low for n in needles):
+            text = pattern.sub(track(partial(_keep_context, kind=kind)), text)
+    if "auth" in low:
+        text = _AUTH_B64.sub(track(_mark_auth_b64), text)
+    if "ls0tls1crudjti" in low:
+        text = _PEM_B64.sub(track(_mark_pem_b64), text)
     if _KEYWORD_HINT.search(text):
         text = _URL_PASSWORD.sub(track(lambda m: _keep_head(m, "url-password")), text)
         text = _AUTH_HEADER.sub(track(lambda m: _keep_head(m, "authorization")), text)
@@ -166,7 +268,8 @@ def scrub(text: str, *, code: bool = False, found: list[str] | None = None) -> s
         text = _QUOTED.sub(track(lambda m: _keep_head(m, "password", quoted=True)), text)
         text = _BARE.sub(track(_mark_bare), text)
     if not code:
-        text = _CANDIDATE.sub(track(_mark_random), text)
+        public = [m.span() for m in _PUBLIC_BLOCK.finditer(text)] if "-----BEGIN" in text else []
+        text = _CANDIDATE.sub(track(partial(_mark_random, public=public)), text)
     return scrub_fragments(text, seen) if seen else text
 
 
@@ -184,10 +287,33 @@ def _common(a: str, b: str) -> int:
     return n
 
 
-def _mark_random(m: re.Match[str]) -> str:
-    before = m.string[max(0, m.start() - 8):m.start()]
-    if _DIGEST_BEFORE.search(before) or not looks_random(m.group(0)):
-        return m.group(0)  # `h1:…` (go.sum), `sha256:…`: a digest, not a key
+#: #30: what stands before a random-looking token that is public: an SSH public key's type
+_PUBLIC_BEFORE = re.compile(r"(?:ssh-[a-z0-9]+|ecdsa-sha2-nistp\d+|sk-ssh-\S+|sk-ecdsa-\S+) $")
+#: #30: identifiers of objects in providers' APIs (Stripe `cus_…`, `pi_…`, publishable `pk_live_…`; OpenAI
+#: `chatcmpl-…`, `file-…`, `asst_…`) and a CSP `nonce-…`: random, and meant to be shown
+_OBJECT_ID = re.compile(r"(?:pk_(?:live|test)|cus|pi|ch|sub|in|prod|price|pm|evt|acct|txn|re|seti|src|card|po|tr|cs"
+                        r"|chatcmpl|cmpl|file|asst|thread|run|msg|call|batch|ftjob|vs|resp|nonce)[_-]"
+                        r"[A-Za-z0-9+/]{8,}={0,2}")
+
+
+#: #30: a literal handed to a decoder (`data = base64.b64decode("…")`): a test vector, unless the line names a
+#: secret (`key = base64.b64decode("…")` stays redacted)
+_DECODED_BEFORE = re.compile(r"(?:b64decode|b32decode|b16decode|decodebytes|fromhex|unhexlify|atob|Buffer\.from)"
+                             r"\([ \t]*[rbu]?[\"'`]$")
+_SECRET_WORD = re.compile(r"(?i)key|secret|token|pass|pwd|credential|auth|cookie|session|sign|hmac|private"
+                          r"|\bsig\b|seed")
+
+
+def _mark_random(m: re.Match[str], public: list[tuple[int, int]] = ()) -> str:  # type: ignore[assignment]
+    token = m.group(0)
+    if _DIGEST_BEFORE.search(m.string[max(0, m.start() - 8):m.start()]) or not looks_random(token):
+        return token  # `h1:…` (go.sum), `sha256:…`: a digest, not a key
+    if _OBJECT_ID.fullmatch(token) or any(a <= m.start() < b for a, b in public) \
+            or _PUBLIC_BEFORE.search(m.string[max(0, m.start() - 40):m.start()]):
+        return token  # a certificate, a public key, an API object's id
+    line = m.string[m.string.rfind("\n", 0, m.start()) + 1:m.start()]
+    if _DECODED_BEFORE.search(line) and not _SECRET_WORD.search(line):
+        return token  # a test vector
     return MARK.format("high-entropy")
 
 
@@ -222,9 +348,13 @@ def _is_placeholder(value: str) -> bool:
             or v.lower() in _PLACEHOLDER_WORDS or v.lower() in _TYPE_WORDS or bool(_PLACEHOLDER.search(v)))
 
 
+#: `get_token()`, `os.environ.get(…`: a call where a value would stand
+_CALL = re.compile(r"^[A-Za-z_][\w.]*\(")
+
+
 def _keep_head(m: re.Match[str], kind: str, *, quoted: bool = False) -> str:
     secret = m.group("secret")
-    if _is_placeholder(secret) or (quoted and (_WORDS_ONLY.fullmatch(secret.strip("_-")) or "(" in secret)):
+    if _is_placeholder(secret) or (quoted and (_WORDS_ONLY.fullmatch(secret.strip("_-")) or _CALL.match(secret))):
         return m.group(0)  # `EXPIRED_TOKEN = "expired_token"`, `token: \`get_token()\``: a name, a call
     tail = m.group("q") if quoted and m.groupdict().get("q") else ""
     return m.group("head") + MARK.format(kind) + tail
@@ -266,9 +396,47 @@ def _mark_bare(m: re.Match[str]) -> str:
     return m.group("head") + MARK.format("password") + m.group("after")
 
 
+def _keep_context(m: re.Match[str], kind: str) -> str:
+    """A contextual detection (`--token VALUE`, `<password>VALUE</password>`): the value unless it is a template,
+    a flag's next word (`--token-file path`), a name or an expression."""
+    secret = m.group("secret")
+    if "REDACTED" in secret or (kind != "mnemonic" and (_is_placeholder(secret) or _looks_like_code(secret)
+                                                         or _WORDS_ONLY.fullmatch(secret) or secret.isdigit()
+                                                         or secret.startswith("-"))):
+        return m.group(0)
+    return m.group("head") + MARK.format(kind) + m.group(0)[len(m.group("head")) + len(secret):]
+
+
+def _decoded(value: str) -> bytes | None:
+    """The bytes of base64 `value`; when text follows it without a break (`…S0tLS0Kx = `), the whole groups before."""
+    for text in (value + "=" * (-len(value) % 4), value[:len(value) - len(value) % 4]):
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+    return None
+
+
+def _mark_auth_b64(m: re.Match[str]) -> str:
+    """`"auth": "dXNlcjpwYXNz"`: redacted when it decodes to `user:password` (Docker's config.json, npm)."""
+    raw = _decoded(m.group("secret").rstrip("="))
+    if raw is None or b":" not in raw.strip(b":") or not all(32 < b < 127 for b in raw):
+        return m.group(0)
+    return m.group("head") + MARK.format("basic-auth")
+
+
+def _mark_pem_b64(m: re.Match[str]) -> str:
+    """Base64 of a PEM block (`LS0tLS1CRUdJTi…` is `-----BEGIN`): redacted when the block is a private key."""
+    raw = _decoded(m.group(0).rstrip("="))
+    return MARK.format("private-key") if raw is not None and b"PRIVATE KEY" in raw[:64] else m.group(0)
+
+
 def _mark_prefixed(m: re.Match[str]) -> str:
-    index = int(m.lastgroup[1:]) if m.lastgroup else 0
-    return MARK.format(_PREFIXED[index][0])
+    if m.start() and m.string[m.start() - 1] in _WORD_CHARS:
+        return m.group(0)  # inside a longer word: `mysk_live_…` is not Stripe's
+    # the alternation takes the first format that matches here, so the first one that matches alone is it
+    kind = next((k for k, p in _PREFIXED_EACH if p.match(m.string, m.start())), "secret")
+    return MARK.format(kind)
 
 
 def _mark_match(m: re.Match[str], kind: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from redline.adapters import AdapterRegistry
 from redline.queue import Store
 
 #: queue meta keys, the only ones the training state lives under
@@ -46,6 +47,8 @@ class AdapterStatus:
     gate: tuple[GateFigure, ...] = ()
     #: the gate's verdict in a user's words ("v0007 fixes 11 of 16 held-out red lines …: promoted")
     summary: str | None = None
+    #: what happened to the served version after its gate (an online rollback, say)
+    note: str | None = None
 
     def figures(self) -> str:
         return ", ".join(g.text() for g in self.gate)
@@ -91,6 +94,22 @@ class TrainingStatus:
 
 def write_adapter(store: Store, adapter: AdapterStatus) -> None:
     store.set_meta(ADAPTER_KEY, asdict(adapter))
+
+
+def publish_adapter(store: Store, registry: AdapterRegistry, *, note: str | None = None) -> AdapterStatus:
+    """Record the adapter being served (and its gate figures) in the training status that everyone reads."""
+    current = registry.current()
+    if current is None:
+        status = AdapterStatus(note=note)
+    else:
+        meta = registry.meta(current)
+        gate = meta.get("gate") or {}
+        figures = tuple(GateFigure(str(r["metric"]), float(r["before"]), float(r["after"]), bool(r["ok"]))
+                        for r in gate.get("rows") or ())
+        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures,
+                               meta.get("gate_summary"), note)
+    write_adapter(store, status)
+    return status
 
 
 def write_last(store: Store, last: LastTraining) -> None:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from redline.demonstrations import fix_edits
 from redline.records import Range, Severity
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -49,7 +50,7 @@ class ToolDiagnostic:
     detail: str | None = None
     #: the line as printed (line formats), for the record's meta
     line: str = ""
-    #: ruff's fix suggestion: applicability and message
+    #: ruff's fix suggestion: applicability, message and (when usable) its edits
     fix: dict[str, Any] | None = None
 
 
@@ -124,4 +125,6 @@ def ruff_row(row: Any, where: str) -> ToolDiagnostic:
     fix = row.get("fix")
     fix_meta = {"applicability": fix.get("applicability"), "message": fix.get("message")} \
         if isinstance(fix, dict) else None
+    if fix_meta is not None and (edits := fix_edits(fix)):
+        fix_meta["edits"] = edits
     return ToolDiagnostic(filename or "", rng, severity, message, code, fix=fix_meta)

@@ -3,14 +3,19 @@
 No torch here: the engine (serve/engine.py) is passed in. All model work runs on one worker thread
 (a one-thread executor, first come first served), so concurrent requests queue instead of sharing KV state.
 The ledger row is written on that thread right after the last token and before the closing chunk is sent, so
-a response's id always names a complete row. A client that disconnects mid-stream stops its generation and
-nothing is recorded: the row would describe text the client never received in full.
+a response's id always names a complete row. A client that disconnects stops its generation and nothing is
+recorded, streamed or not: the row would describe text the client never received in full.
+
+Every request passes `guard.Guard` first (Host, Origin, Content-Type: a web page must not reach the model); the
+control endpoints also need the per-start token that `serve.json` holds (mode 0600), which only this user's
+processes can read (`control.py` sends it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -28,6 +33,7 @@ from redline.config import Config
 from redline.errors import NotFound, RedlineError, UpstreamError
 from redline.records import new_id
 from redline.serve import answers, shapes
+from redline.serve.guard import Policy
 from redline.serve.hinting import Hints
 from redline.serve.recording import record_served, served_generation
 from redline.serve.shapes import BadRequest, GenRequest
@@ -37,6 +43,9 @@ log = logging.getLogger("redline.serve")
 YIELDED = "yielded-to-training"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+#: the request header carrying the control token (a custom header: a web page could not send it without a
+#: preflight, which is never granted for it)
+TOKEN_HEADER = "x-redline-token"
 
 
 class Unavailable(RedlineError):
@@ -61,6 +70,11 @@ class Served:
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "redline-gen"))
     #: `serve_hints`: the repository's recurring red lines, put into every prompt (None = off)
     hints: Hints | None = None
+    #: the control endpoints' per-start token (in serve.json); "" refuses every control request
+    token: str = ""
+    #: called with the adapters that failed to load ({version: why}) whenever that changes (serve.json notes it)
+    on_failed: Callable[[dict[str, str]], None] | None = None
+    _noted: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.hints is None and self.config.serve_hints:
@@ -69,8 +83,26 @@ class Served:
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    def sync(self, *, force: bool = False) -> None:
+        """Pick up the registry's current adapter (worker thread), then note any that failed to load."""
+        try:
+            self.engine.sync(force=force)
+        finally:
+            self.note_failures()
 
-def build_app(served: Served, *, on_start: Callable[[], None] | None = None,
+    def note_failures(self) -> None:
+        """Tell `on_failed` when the set of adapters that could not be loaded changed (worker thread)."""
+        failed = dict(self.engine.failed)
+        if failed != self._noted:
+            self._noted = failed
+            if self.on_failed is not None:
+                try:
+                    self.on_failed(failed)
+                except OSError:
+                    log.warning("could not note the adapter that failed to load in serve.json")
+
+
+def build_app(served: Served, *, policy: Policy | None = None, on_start: Callable[[], None] | None = None,
               on_stop: Callable[[], None] | None = None) -> Starlette:
     routes = [Route(path, _generation_route(served, ep), methods=["POST"]) for path, ep in shapes.ENDPOINTS.items()]
     routes += [
@@ -95,7 +127,8 @@ def build_app(served: Served, *, on_start: Callable[[], None] | None = None,
                 on_stop()
             served.executor.shutdown(wait=False, cancel_futures=True)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+    return Starlette(routes=routes, lifespan=lifespan, middleware=(policy or Policy()).middleware(),
+                     exception_handlers={
         # the specific ones answer inside the app; `Exception` (a real 500) also reaches uvicorn's log
         BadRequest: _error_response, RedlineError: _error_response, Exception: _error_response})
 
@@ -170,10 +203,12 @@ def _generation_route(served: Served, endpoint: shapes.Endpoint) -> Callable[[Re
         job = _Job(served, req, new_id(), asyncio.get_running_loop())
         headers = {"X-Redline-Generation": job.gid}
         if not req.stream:
-            finished = await job.done
+            if not await _finished_unless_gone(request, job):
+                return error(499, "the client closed the connection before the answer was ready")
+            finished = job.done.result()
             if finished is None:
                 await job.ready  # raises why the prompt was refused (unknown model, too long)
-            assert finished is not None  # nothing stops a whole answer once its prompt is ready
+            assert finished is not None  # nothing else stops a whole answer once its prompt is ready
             out, name = finished
             return JSONResponse(answers.response(req, job.gid, name, out.result), headers=headers)
         try:
@@ -185,6 +220,33 @@ def _generation_route(served: Served, endpoint: shapes.Endpoint) -> Callable[[Re
                           headers={**headers, "Cache-Control": "no-cache"})
 
     return handle
+
+
+async def _finished_unless_gone(request: Request, job: _Job) -> bool:
+    """Wait for a whole (unstreamed) answer; False when the client hung up first. The worker is then told to stop
+    at the next token, so an answer nobody will receive costs no more time and leaves no row (as a stream does)."""
+    if await until_gone(request, job.done):
+        return True
+    job.stopped = True
+    job.ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody waits on it any more
+    return False
+
+
+async def until_gone(request: Request, pending: asyncio.Future[Any]) -> bool:
+    """Wait for `pending`; False, leaving it running, when the client disconnected first."""
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({pending, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    return pending.done()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the ASGI server says the client disconnected (the body was read already, so the next message
+    can only be that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 class _Job:
@@ -201,16 +263,23 @@ class _Job:
         self.done.add_done_callback(self._finished)
 
     def _run(self) -> tuple[Any, str] | None:
+        if self.stopped:  # the client left while this request waited its turn
+            self.loop.call_soon_threadsafe(_settle, self.ready, None)
+            return None
         try:
             engine = _engine(self.served)
             engine.sync()
             version = engine.resolve(self.req.model)
+            if version is not None:
+                engine.ensure(version)  # an explicit version that cannot be loaded is refused before any header
             if self.served.hints is not None:
                 self.served.hints.apply(self.req)
             prep = engine.prepare(self.req)
         except BaseException as exc:
             self.loop.call_soon_threadsafe(_settle, self.ready, exc)
             return None
+        finally:
+            self.served.note_failures()
         self.loop.call_soon_threadsafe(_settle, self.ready, None)
         on_tokens = self._piece if self.req.stream else None
         out = engine.generate(prep, self.req, version, on_tokens=on_tokens, cancelled=lambda: self.stopped)
@@ -312,14 +381,17 @@ async def _control(request: Request, served: Served, action: str) -> Response:
     host = request.client.host if request.client else ""
     if host not in LOOPBACK:
         return error(403, "control endpoints answer loopback clients only")
+    if action != "health" and not _token_ok(request.headers.get(TOKEN_HEADER, ""), served.token):
+        return error(403, "control endpoints need this server's token (in its serve.json, readable by its user "
+                          "only) — call them through redline.serve.control, as the daemon does")
     if action == "reload" and served.state == "serving":
-        await served.run(lambda: served.engine.sync(force=True))
+        await served.run(lambda: served.sync(force=True))
     elif action == "yield" and served.state == "serving":
         try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
+            body = shapes.parse_body(await read_raw(request, served.max_body) or b"{}")
+        except BadRequest:
             body = {}
-        served.state, served.reason = YIELDED, str(body.get("reason", "")) if isinstance(body, dict) else ""
+        served.state, served.reason = YIELDED, " ".join(str(body.get("reason", "")).split())[:200]
         await served.run(served.engine.unload)
     elif action == "resume" and served.state == YIELDED:
         served.state = "loading"
@@ -332,10 +404,14 @@ async def _control(request: Request, served: Served, action: str) -> Response:
     return JSONResponse(_health(served))
 
 
+def _token_ok(given: str, token: str) -> bool:
+    return bool(token) and hmac.compare_digest(given.encode("utf-8", "replace"), token.encode())
+
+
 def _health(served: Served) -> dict[str, Any]:
     engine = served.engine
     return {"model": engine.model_path, "adapter": engine.current, "state": served.state,
-            "reason": served.reason or None}
+            "reason": served.reason or None, "failed": dict(engine.failed)}
 
 
 async def _poll(served: Served) -> None:
@@ -344,6 +420,6 @@ async def _poll(served: Served) -> None:
         await asyncio.sleep(served.poll_s)
         if served.state == "serving":
             try:
-                await served.run(served.engine.sync)
+                await served.run(served.sync)
             except Exception:
                 log.exception("could not load the promoted adapter; still serving %s", served.engine.current)

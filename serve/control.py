@@ -1,8 +1,10 @@
 """Talking to a running `redline serve` from another process (the daemon): find it, reload, yield, resume.
 
 Standard library only (no torch, no HTTP client package), so the daemon and the CLI can import it anywhere.
-The server writes `<state_dir>/serve.json` ({pid, host, port, started_at}) at start and removes it on exit;
-a stale file (its pid is gone) counts as no server. Every call is a no-op returning False when none runs.
+The server writes `<state_dir>/serve.json` ({pid, host, port, started_at, token}, mode 0600) at start and removes
+it on exit; a stale file (its pid is gone) counts as no server. Every call is a no-op returning False when none
+runs. `reload`, `yield_gpu` and `resume` send the file's token: the server refuses them without it, so only this
+user's processes (not a web page, not another user) can unload the model.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class ServerInfo:
     host: str
     port: int
     started_at: str
+    token: str = ""
+    #: adapters the server could not load: version → why (one line)
+    failed: dict[str, str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -45,9 +50,11 @@ def find_server(config: _HasStateDir) -> ServerInfo | None:
     """The server this repo's serve.json names, if its process is alive; None otherwise."""
     try:
         data = json.loads(serve_file(config).read_text(encoding="utf-8"))
+        failed = data.get("failed")
         info = ServerInfo(pid=int(data["pid"]), host=str(data["host"]), port=int(data["port"]),
-                          started_at=str(data.get("started_at", "")))
-    except (OSError, ValueError, KeyError, TypeError):
+                          started_at=str(data.get("started_at", "")), token=str(data.get("token") or ""),
+                          failed={str(k): str(v) for k, v in failed.items()} if isinstance(failed, dict) else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return info if _alive(info.pid) else None
 
@@ -79,7 +86,7 @@ def _call(config: _HasStateDir, method: str, path: str, body: dict[str, Any] | N
         return None
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(info.base_url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "X-Redline-Token": info.token})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             answer = json.loads(resp.read() or b"{}")

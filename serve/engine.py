@@ -4,6 +4,11 @@ Torch lives here and only here (the HTTP layer imports this module lazily). Ever
 single generation worker, so requests never share KV state and an adapter swap happens between two requests:
 a request finishes on the adapter it started with. Prompts are rendered by the trainer's own
 `render_student`, so the text the model sees here is the text the trainer will rebuild from the record.
+
+An adapter is checked before peft sees it (the registry's digests and safetensors header, then its tensor shapes
+against this model), and one that still fails to load is taken out of peft again: a half-registered adapter would
+otherwise answer every later load of that name with "already exists". A version that failed is left out of the
+model list and kept out of service until a reload (`POST /redline/reload`) tries it again.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from typing import Any
 
 import torch
 
-from redline.adapters import AdapterRegistry
+from redline.adapter_store import registry_for
+from redline.adapters import adapter_shapes
 from redline.config import Config
-from redline.errors import NotFound
+from redline.errors import NotFound, RedlineError
 from redline.prompts import encode, render_student
 from redline.records import Prompt
 from redline.serve.shapes import BadRequest, GenRequest, Result
@@ -46,6 +52,10 @@ class PromptTooLong(BadRequest):
 
 class UnknownModel(NotFound):
     """The request names a model this server does not serve (HTTP 404)."""
+
+
+class AdapterUnavailable(UnknownModel):
+    """A registered version this server could not load (damaged, or shaped for another base model): HTTP 404."""
 
 
 @dataclass
@@ -71,13 +81,15 @@ class Engine:
         self.config = config
         self.model_path = str(model_path)
         self.device = device
-        self.registry = AdapterRegistry(config.adapters_dir)
+        self.registry = registry_for(config)  # the team adapter store when set: `sync` follows its pointer
         self.repo_name = (config.repo_id.rstrip("/").rsplit("/", 1)[-1] or "repo").replace("@", "-")
         self.model: Any = None
         self.tokenizer: Any = None
         self.fingerprint: str | None = None
         self.current: str | None = None  # the promoted version being served (None = base model)
         self._loaded: list[str] = []  # peft adapter names, least recently used first
+        #: versions whose load failed → why, in one line (not listed, not served until a forced sync retries them)
+        self.failed: dict[str, str] = {}
         self._pointer_stamp: tuple[int, int] | None = None
         self._eos: set[int] = set()
         self._cache_arg = "past_key_values"
@@ -119,13 +131,36 @@ class Engine:
         if not force and stamp == self._pointer_stamp:
             return self.current
         self._pointer_stamp = stamp
+        if force:  # a reload tries failed versions again: the files may have been put right
+            self.failed.clear()
         version = self.registry.current()
-        if version is not None:
-            self._ensure(version)
+        if version is not None and not self._try(version):
+            version = self.current  # keep serving what was served
         if version != self.current:
             log.info("serving %s (was %s)", version or "the base model", self.current or "the base model")
         self.current = version
         return version
+
+    def ensure(self, version: str) -> None:
+        """Load `version` if it is not loaded; AdapterUnavailable (one line saying why) when it cannot be."""
+        if not self._try(version):
+            raise AdapterUnavailable(f"adapter {version} is not served: {self.failed[version]}",
+                                     fix="see `redline status`; promote another version or retrain")
+
+    def _try(self, version: str) -> bool:
+        """Load `version`; on failure note why (one log line, no traceback: the reason is the adapter's, not ours)."""
+        if version in self.failed:
+            return False
+        try:
+            self._ensure(version)
+        except Exception as exc:
+            why = exc.message if isinstance(exc, RedlineError) else \
+                f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            self.failed[version] = why
+            log.error("could not load adapter %s (%s); still serving %s", version, why,
+                      self.current or "the base model")
+            return False
+        return True
 
     def _ensure(self, version: str) -> None:
         """Load `version` under its own adapter name (never reused for other weights), evicting old ones."""
@@ -133,13 +168,19 @@ class Engine:
             self._loaded.remove(version)
             self._loaded.append(version)
             return
-        path = str(self.registry.path(version))
+        path = self.registry.verify(version)
+        self._check_shapes(path, version)
         from peft import PeftModel
 
-        if not hasattr(self.model, "load_adapter") or not hasattr(self.model, "peft_config"):
-            self.model = PeftModel.from_pretrained(self.model, path, adapter_name=version)
-        else:
-            self.model.load_adapter(path, adapter_name=version)
+        wrapped = hasattr(self.model, "load_adapter") and hasattr(self.model, "peft_config")
+        try:
+            if not wrapped:
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=version)
+            else:
+                self.model.load_adapter(str(path), adapter_name=version)
+        except Exception:
+            self._undo(version, wrapped)
+            raise
         self.model.eval()
         self._loaded.append(version)
         while len(self._loaded) > KEEP_LOADED + 1:
@@ -150,12 +191,40 @@ class Engine:
             self.model.delete_adapter(victim)
             self._loaded.remove(victim)
 
+    def _check_shapes(self, path: Path, version: str) -> None:
+        """Refuse an adapter whose LoRA matrices do not fit this model's weights, before peft injects anything."""
+        if not (path / "adapter_model.safetensors").is_file():
+            return  # a pickled adapter_model.bin: peft's own load is the only check
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        modules = dict(base.named_modules())
+        for name, (out_f, in_f) in sorted(adapter_shapes(path).items()):
+            module = modules.get(name)
+            weight = getattr(getattr(module, "base_layer", module), "weight", None)
+            have = tuple(weight.shape) if weight is not None else None
+            if have != (out_f, in_f):
+                what = "has no such weight" if have is None else f"is {have[0]}x{have[1]}"
+                raise RedlineError(f"adapter {version} does not fit this model: {name} {what}, the adapter needs "
+                                   f"{out_f}x{in_f}", fix="promote an adapter trained on this base model")
+
+    def _undo(self, version: str, wrapped: bool) -> None:
+        """Take a failed load out of peft. Loaded into a PeftModel: delete that adapter. Wrapping the bare model:
+        peft may have injected layers into it already, so the base is read again (rare: the checks above come
+        first)."""
+        if wrapped:
+            if version in getattr(self.model, "peft_config", {}):
+                with contextlib.suppress(Exception):
+                    self.model.delete_adapter(version)
+            return
+        self.model = None
+        gc.collect()
+        self.model, _ = load_base(self.model_path, device=self.device)
+
     # -- names -------------------------------------------------------------------------------------------------
 
     def model_names(self) -> list[str]:
         """What `/v1/models` lists: the repo (current adapter), the base model, and each version."""
         return [self.repo_name, f"{self.repo_name}@{BASE}",
-                *(f"{self.repo_name}@{v}" for v in reversed(self.registry.versions()))]
+                *(f"{self.repo_name}@{v}" for v in reversed(self.registry.versions()) if v not in self.failed)]
 
     def resolve(self, name: str | None) -> str | None:
         """The adapter version a model name selects (None = base model). Raises UnknownModel."""
@@ -165,6 +234,9 @@ class Engine:
         if repo == self.repo_name:
             if version == BASE:
                 return None
+            if version in self.failed:
+                raise AdapterUnavailable(f"adapter {version} is not served: {self.failed[version]}",
+                                         fix="see `redline status`; promote another version or retrain")
             if version in self.registry.versions():
                 return version
         raise UnknownModel(f"unknown model {name!r}", fix=f"use one of {', '.join(self.model_names()[:4])}")
@@ -199,7 +271,7 @@ class Engine:
         `cancelled()` turned true. Log-probs are the model's own (temperature 1, before top-p), the policy the
         trainer compares against."""
         if version is not None:
-            self._ensure(version)  # first adapter ever: this wraps the base model in a PeftModel
+            self.ensure(version)  # first adapter ever: this wraps the base model in a PeftModel
         model = self.model
         if version is not None:
             model.set_adapter(version)
@@ -211,7 +283,7 @@ class Engine:
         device = next(model.parameters()).device
         eos = self._eos
         gen = None
-        if req.temperature > 0:
+        if req.temperature >= MIN_TEMPERATURE:
             gen = torch.Generator(device=device)
             gen.manual_seed(int.from_bytes(os.urandom(4), "little"))
         stops = req.stop
@@ -276,8 +348,13 @@ class Engine:
         return Output(Result(completion, finish, len(prep.ids), n_gen, stopping_word), ids, logprobs)  # type: ignore[arg-type]
 
 
+#: below this a temperature is greedy: dividing float32 logits by it would overflow to inf, and sampling from
+#: the NaN probabilities that follow fails (an HTTP 500 for `"temperature": 1e-300`)
+MIN_TEMPERATURE = 1e-6
+
+
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None) -> int:
-    if temperature <= 0:
+    if temperature < MIN_TEMPERATURE:
         return int(torch.argmax(logits))
     probs = torch.softmax(logits / temperature, dim=-1)
     if top_p < 1:

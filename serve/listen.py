@@ -7,11 +7,12 @@ import ipaddress
 import json
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from redline.errors import ConfigError
+from redline.fsutil import atomic_write
+from redline.private import private_dir
 from redline.records import utc_now
 
 
@@ -53,21 +54,27 @@ def run(app: Any, sock: socket.socket, *, log_level: str = "warning") -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve_file_writer(path: Path, sock: socket.socket, host: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(write, remove) for `<state_dir>/serve.json`, so the daemon can find this server; remove only our own."""
-    info = {"pid": os.getpid(), "host": host, "port": sock.getsockname()[1], "started_at": utc_now()}
+class ServeFile:
+    """`<state_dir>/serve.json`, so the daemon, the CLI and editor plugins can find this server: {pid, host, port,
+    started_at, token} and, once an adapter failed to load, `failed` ({version: why}). Written 0600 (the control
+    token is in it) and atomically; `remove` deletes it only while it is still this process's."""
 
-    def write() -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+    def __init__(self, path: Path, sock: socket.socket, host: str, token: str) -> None:
+        self.path = path
+        self.info: dict[str, Any] = {"pid": os.getpid(), "host": host, "port": sock.getsockname()[1],
+                                     "started_at": utc_now(), "token": token}
 
-    def remove() -> None:
+    def write(self, **extra: Any) -> None:
+        self.info.update(extra)
+        private_dir(self.path.parent)
+        atomic_write(self.path, json.dumps(self.info) + "\n")
+
+    def note_failed(self, failed: dict[str, str]) -> None:
+        self.write(failed=failed)
+
+    def remove(self) -> None:
         try:
-            if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
-                path.unlink()
+            if json.loads(self.path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                self.path.unlink()
         except (OSError, ValueError):
             pass
-
-    return write, remove

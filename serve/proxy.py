@@ -3,13 +3,22 @@
 Bodies go upstream unchanged; answers come back as they arrive, each event with its `id` set to Redline's
 generation id (`answers.inject_id`; every other byte as the upstream sent it). The row is written when the
 upstream's closing event arrives and before it is passed on, so the id the client reads names a complete row;
-a stream that breaks off or turns to garbage is not recorded. The upstream's model must be the adapter's base
-model (same name, ignoring case, punctuation and quantisation suffixes), checked at start and per request.
+a stream that breaks off or turns to garbage is not recorded, and neither is a whole answer whose client hung up
+before it came (the upstream request is cancelled, which stops llama.cpp, vLLM and Ollama generating). The
+upstream's model must be the adapter's base model (same name, ignoring case, punctuation and quantisation
+suffixes), checked at start and per request.
+
+The same guard as `redline serve` runs first (`guard.py`: Host, Origin, Content-Type), so no web page reaches the
+upstream through the proxy; a request from an origin the user allowed is forwarded with its `Origin`, so an upstream
+that checks origins itself (Ollama's `OLLAMA_ORIGINS`) still decides. Credentials in `--upstream`
+(`http://user:pw@host`) become an `Authorization: Basic` header on every upstream call and appear nowhere else (not
+in the start-up line, errors or records).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -18,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -29,7 +39,8 @@ from redline.config import Config
 from redline.errors import ConfigError, QueueBusy, RedlineError, UpstreamError
 from redline.records import new_id
 from redline.serve import answers, shapes
-from redline.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for
+from redline.serve.app import DEFAULT_MAX_BODY, error, read_raw, status_for, until_gone
+from redline.serve.guard import Policy
 from redline.serve.hinting import Hints
 from redline.serve.recording import record_served, served_generation
 from redline.serve.shapes import BadRequest, GenRequest
@@ -38,6 +49,17 @@ log = logging.getLogger("redline.serve")
 TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=60.0, pool=60.0)
 _TIMEOUT = {"timeout": TIMEOUT.as_dict()}
 _FORWARD_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+
+
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """`http://user:pw@host:8080` → (`http://host:8080`, {"Authorization": "Basic …"}); other URLs unchanged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=hostport)), {"Authorization": f"Basic {token}"}
 
 
 def model_key(name: str) -> str:
@@ -74,9 +96,11 @@ class Proxy:
     _urls: dict[str, httpx.URL] = field(default_factory=dict)
     #: `serve_hints`: the repository's recurring red lines, put into every prompt forwarded (None = off)
     hints: Hints | None = None
+    #: sent on every upstream call: the credentials `--upstream` carried (kept out of `upstream` itself)
+    upstream_headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.client = httpx.AsyncClient(transport=self.transport, timeout=TIMEOUT)
+        self.client = httpx.AsyncClient(transport=self.transport, timeout=TIMEOUT, headers=self.upstream_headers)
         if self.hints is None and self.config.serve_hints:
             self.hints = Hints(self.store, self.config.serve_hints)
 
@@ -87,32 +111,39 @@ class Proxy:
     @classmethod
     def start(cls, config: Config, store: Any, upstream: str, *, max_body: int = DEFAULT_MAX_BODY) -> Proxy:
         """Ask the upstream which model it serves and refuse one that is not the adapter's base model."""
-        upstream = upstream.rstrip("/")
-        models = upstream_models(upstream)
+        upstream, auth = split_credentials(upstream.rstrip("/"))
+        models = upstream_models(upstream, auth)
         base = base_model(config)
         if base is not None and not any(same_model(m, base) for m in models.values()):
             raise ConfigError(f"the upstream serves {', '.join(models.values()) or 'no model'} but this repo's adapter "
                               f"is for {base}", fix="point --upstream at a server running that base model")
-        return cls(config, store, upstream, models, base, max_body, _local_tokenizer(config), is_vllm(upstream),
-                   quick_store=open_quick_store(config))
+        return cls(config, store, upstream, models, base, max_body, _local_tokenizer(config),
+                   is_vllm(upstream, auth), quick_store=open_quick_store(config), upstream_headers=auth)
 
-    def vllm_adapter(self) -> tuple[str, str] | None:
-        """(version, served name) of the promoted adapter, loaded into the vLLM upstream on first use.
+    def vllm_adapter(self, requested: str | None = None) -> tuple[str, str] | None:
+        """(version, served name) of the adapter a request goes to: the version it names (`<repo>@vNNNN`), else
+        the promoted one; loaded into the vLLM upstream on first use.
 
         Each version goes in under its own name (`<repo>@vNNNN`) and is never reloaded under a name vLLM already
         serves: vLLM keys its prefix cache by adapter name, so new weights under an old name could be answered
-        from stale KV. A promotion or rollback is picked up at the next request."""
-        from redline.adapters import AdapterRegistry, served_name
+        from stale KV. A promotion or rollback is picked up at the next request. With a team `adapter_store`
+        nothing is loaded: the team's vLLM reads the store through its filesystem resolver, which loads a version
+        the first time a request names it (docs/team.md)."""
+        from redline.adapter_store import registry_for
+        from redline.adapters import served_name
         from redline.export.vllm import vllm_load
 
-        registry = AdapterRegistry(self.config.adapters_dir)
+        registry = registry_for(self.config)
         version = registry.current()
+        repo = served_name(self.config.repo_id, "v0").rpartition("@")[0]
+        if requested and requested.rpartition("@")[0] == repo and requested.rpartition("@")[2] in registry.versions():
+            version = requested.rpartition("@")[2]
         if version is None:
             return None
         name = served_name(self.config.repo_id, version)
-        if name not in self._loaded:
+        if name not in self._loaded and self.config.adapter_store is None:
             vllm_load(self.upstream, name, str(registry.path(version)))
-            self._loaded.add(name)
+        self._loaded.add(name)
         return version, name
 
     # -- one request -------------------------------------------------------------------------------------------
@@ -128,7 +159,7 @@ class Proxy:
             hinted = await asyncio.to_thread(self.hints.apply, req, json.loads(raw))
             raw = json.dumps(hinted).encode() if req.meta.get("hints") else raw
         if self.vllm and req.endpoint.startswith("openai"):
-            routed = await asyncio.to_thread(self.vllm_adapter)
+            routed = await asyncio.to_thread(self.vllm_adapter, req.model)
             if routed is not None:
                 body = json.loads(raw)
                 body["model"] = routed[1]
@@ -137,19 +168,16 @@ class Proxy:
         gid = new_id()
         path = request.url.path
         url = self._urls.get(path) or self._urls.setdefault(path, httpx.URL(self.upstream + path))
-        forward = httpx.Request("POST", url, content=raw, headers=_FORWARD_HEADERS, extensions=_TIMEOUT)
-        try:
-            upstream = await self.transport.handle_async_request(forward)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream {self.upstream} is not answering ({type(exc).__name__}): "
-                                "start it or fix --upstream") from None
-        if upstream.status_code != 200 or not req.stream:
-            try:
-                content = await upstream.aread()
-            finally:
-                await upstream.aclose()
-            if upstream.status_code != 200:  # the upstream's own error, passed on as it is
-                return Response(content, upstream.status_code, media_type=upstream.headers.get("content-type"))
+        headers = self._headers(request.headers.get("origin"))
+        forward = httpx.Request("POST", url, content=raw, headers=headers, extensions=_TIMEOUT)
+        if not req.stream:  # the whole answer, unless the client leaves first: then the upstream call is cancelled
+            exchange = asyncio.ensure_future(self._whole(forward))
+            if not await until_gone(request, exchange):
+                exchange.cancel()
+                return error(499, "the client closed the connection before the answer was ready")
+            status, content, media = exchange.result()
+            if status != 200:  # the upstream's own error, passed on as it is
+                return Response(content, status, media_type=media)
             try:
                 obj = answers.event_json(content)
                 text = answers.delta_text(endpoint, obj or {})
@@ -158,9 +186,37 @@ class Proxy:
             await self._write(req, gid, text)
             return Response(answers.inject_id(content, gid), 200, media_type="application/json",
                             headers={"X-Redline-Generation": gid})
+        upstream = await self._send(forward)
+        if upstream.status_code != 200:
+            try:
+                content = await upstream.aread()
+            finally:
+                await upstream.aclose()
+            return Response(content, upstream.status_code, media_type=upstream.headers.get("content-type"))
         return StreamingResponse(self._relay(req, gid, upstream), status_code=200,
                                  media_type=upstream.headers.get("content-type", answers.media_type(endpoint)),
                                  headers={"X-Redline-Generation": gid, "Cache-Control": "no-cache"})
+
+    def _headers(self, origin: str | None) -> dict[str, str]:
+        """What goes upstream: fixed headers, the upstream's credentials, and the Origin of a page the user allowed
+        (the guard refused every other), so the page's origin is the upstream's to judge as well."""
+        if not self.upstream_headers and origin is None:
+            return _FORWARD_HEADERS
+        return {**_FORWARD_HEADERS, **self.upstream_headers, **({"Origin": origin} if origin else {})}
+
+    async def _send(self, forward: httpx.Request) -> httpx.Response:
+        try:
+            return await self.transport.handle_async_request(forward)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream {self.upstream} is not answering ({type(exc).__name__}): "
+                                "start it or fix --upstream") from None
+
+    async def _whole(self, forward: httpx.Request) -> tuple[int, bytes, str | None]:
+        upstream = await self._send(forward)
+        try:
+            return upstream.status_code, await upstream.aread(), upstream.headers.get("content-type")
+        finally:
+            await upstream.aclose()
 
     async def _relay(self, req: GenRequest, gid: str, upstream: httpx.Response) -> AsyncIterator[bytes]:
         buffer, parts, recorded = b"", [], False
@@ -219,13 +275,13 @@ class Proxy:
         record_served(store, self.config, req, generation, spool="never" if quick else "if busy")
 
 
-def upstream_models(upstream: str) -> dict[str, str]:
+def upstream_models(upstream: str, headers: dict[str, str] | None = None) -> dict[str, str]:
     """The upstream's models from `/v1/models` (OpenAI, vLLM, llama.cpp, LM Studio) or `/api/tags` (Ollama):
     name → the base model it runs (vLLM and `redline serve` say so in `root`; else the name itself)."""
     errors = []
     for path, key, name in (("/v1/models", "data", "id"), ("/api/tags", "models", "name")):
         try:
-            r = httpx.get(upstream + path, timeout=10.0)
+            r = httpx.get(upstream + path, timeout=10.0, headers=headers)
             if r.status_code == 200:
                 listed = r.json().get(key) or []
                 return {str(m[name]): str(m.get("root") or m[name]) for m in listed
@@ -237,10 +293,10 @@ def upstream_models(upstream: str) -> dict[str, str]:
                       fix="start the model server first, or fix --upstream")
 
 
-def is_vllm(upstream: str) -> bool:
+def is_vllm(upstream: str, headers: dict[str, str] | None = None) -> bool:
     """vLLM's OpenAI server marks its models `owned_by: "vllm"`."""
     try:
-        listed = httpx.get(upstream + "/v1/models", timeout=10.0).json().get("data") or []
+        listed = httpx.get(upstream + "/v1/models", timeout=10.0, headers=headers).json().get("data") or []
     except (httpx.HTTPError, ValueError, AttributeError):
         return False
     return any(isinstance(m, dict) and m.get("owned_by") == "vllm" for m in listed)
@@ -248,9 +304,9 @@ def is_vllm(upstream: str) -> bool:
 
 def base_model(config: Config) -> str | None:
     """The current adapter's base model id, else the configured model; None when neither is known."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
 
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     version = registry.current()
     if version is not None:
         found = (registry.meta(version).get("base_model") or {}).get("id")
@@ -260,9 +316,12 @@ def base_model(config: Config) -> str | None:
 
 
 def open_quick_store(config: Config) -> Any:
-    """The queue with a 5 ms lock wait, or None when it cannot be opened now (every row then takes a thread)."""
+    """The queue with a 5 ms lock wait, or None when it cannot be opened now (every row then takes a thread). A
+    team queue is a network hop away: its rows always take a thread, never the event loop."""
     from redline.queue import open_store
 
+    if config.queue_url:
+        return None
     try:
         return open_store(config, busy_timeout_s=0.005)
     except RedlineError:
@@ -280,7 +339,7 @@ def _local_tokenizer(config: Config) -> Any:
         return None
 
 
-def build_proxy_app(proxy: Proxy) -> Starlette:
+def build_proxy_app(proxy: Proxy, *, policy: Policy | None = None) -> Starlette:
     def route(endpoint: shapes.Endpoint) -> Any:
         async def handle(request: Request) -> Response:
             return await proxy.handle(request, endpoint)
@@ -307,8 +366,8 @@ def build_proxy_app(proxy: Proxy) -> Starlette:
 
     routes = [Route(p, route(e), methods=["POST"]) for p, e in shapes.ENDPOINTS.items()]
     routes += [Route("/v1/models", models, methods=["GET"]), Route("/api/tags", models, methods=["GET"])]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequest: failed, RedlineError: failed,
-                                                                          Exception: failed})
+    return Starlette(routes=routes, lifespan=lifespan, middleware=(policy or Policy()).middleware(),
+                     exception_handlers={BadRequest: failed, RedlineError: failed, Exception: failed})
 
 
 __all__ = ["Proxy", "build_proxy_app", "same_model", "upstream_models"]

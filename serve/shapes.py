@@ -9,6 +9,8 @@ tools/server/README.md and Ollama's docs/api.md.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +31,9 @@ ENDPOINTS: dict[str, Endpoint] = {
 DEFAULT_MAX_TOKENS = 256
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
+#: deepest nesting a body may have (the real shapes are 4 deep: body → messages → message → content parts)
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BadRequest(ValueError):
@@ -84,13 +89,54 @@ class Result:
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, refusing what Python's `json` accepts but nothing downstream can use: `NaN`
+    and `Infinity` (and numbers too large for a float), lone UTF-16 surrogates (`"\\ud800"`: no tokenizer takes
+    them, and the queue cannot store them) and nesting deeper than MAX_DEPTH (or than the parser's recursion)."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_a_number, parse_float=_finite)
+    except BadRequest:
+        raise
+    except RecursionError:
+        raise BadRequest(f"the body is nested too deeply (more than {MAX_DEPTH} levels): send the documented "
+                         "shape") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    _check_values(body)
     return body
+
+
+def _not_a_number(name: str) -> float:
+    raise BadRequest(f"`{name}` is not a number JSON allows: send a finite number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest(f"the number {text[:20]} is too large: send a finite number")
+    return value
+
+
+def _check_values(body: dict[str, Any]) -> None:
+    """Walk the parsed body without recursion: depth, and lone surrogates in every key and string."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"the body is nested too deeply (more than {MAX_DEPTH} levels): send the documented "
+                             "shape")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if _SURROGATE.search(k):
+                    raise BadRequest(f"the key {k.encode('utf-8', 'backslashreplace').decode()[:40]!r} holds a lone "
+                                     "UTF-16 surrogate: send valid Unicode")
+                stack.append((v, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str) and (m := _SURROGATE.search(value)):
+            raise BadRequest(f"a string in the body holds a lone UTF-16 surrogate (\\u{ord(m.group()):04x} at "
+                             f"character {m.start()}): send valid Unicode")
 
 
 def parse_request(endpoint: Endpoint, body: dict[str, Any]) -> GenRequest:

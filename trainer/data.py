@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from redline.queue.store import Store
 from redline.records import Feedback, Generation
-from redline.trainer.feedback_text import is_accepted
+from redline.trainer.feedback_text import is_accepted, is_passed
 
 
 @dataclass
@@ -33,6 +33,27 @@ def examples_from_store(store: Store, *, split: str | None = "train", ids: Itera
             continue
         out.append(TrainingExample(g, store.feedback_for(g.id)))
     return out
+
+
+def top_up_heldout(store: Store, examples: Sequence[TrainingExample], need: int, *, claimed: Iterable[str]
+                   ) -> tuple[list[TrainingExample], int]:
+    """Hold out the newest claimed records with a red line when the gate has fewer than `need` to judge by.
+
+    The held-out split is fixed by a hash of the prompt (15 % by default), so a young queue leaves the gate too
+    few records to decide; the newest mistakes are the ones closest to what the model does now. At most a quarter
+    of the claim's mistakes end up held out, so training keeps the rest, and a rerun on the same claim (a resumed
+    run) moves nothing more. Returns (the examples left to train on, how many moved)."""
+    ids = set(claimed)
+    held = [ex for ex in examples_from_store(store, split="heldout") if not is_passed(ex.feedback)]
+    held_in_claim = sum(ex.generation.id in ids for ex in held)
+    mistakes = [ex for ex in examples if ex.feedback and not is_passed(ex.feedback)]
+    take = min(need - len(held), (len(mistakes) + held_in_claim) // 4 - held_in_claim)
+    if take <= 0:
+        return list(examples), 0
+    newest = sorted(mistakes, key=lambda ex: (ex.generation.created_at, ex.generation.id))[-take:]
+    moved = {ex.generation.id for ex in newest}
+    store.hold_out(moved)
+    return [ex for ex in examples if ex.generation.id not in moved], len(moved)
 
 
 def balance_accepted(examples: Sequence[TrainingExample], seed: int) -> list[TrainingExample]:

@@ -14,6 +14,8 @@ from redline.records import SEVERITY_RANK, Feedback
 _KIND_RANK = {"edit": 0, "test_failure": 1, "diagnostic": 2, "review": 3, "reject": 4}
 #: kinds that only say "this was fine"; a generation with nothing else is a passed attempt
 POSITIVE_KINDS = frozenset({"accept"})
+#: the source of the in-memory item `aggregate` renders a demonstration as
+DEMONSTRATION = "redline.demonstration"
 
 
 def is_passed(feedback: Sequence[Feedback]) -> bool:
@@ -40,6 +42,8 @@ def render_item(f: Feedback) -> str:
     lines that repeat the message (pytest's `E   ` lines do) are dropped."""
     if f.kind == "edit":
         return f"The reviewer changed it to:\n{f.correction}"
+    if f.source == DEMONSTRATION:  # code, as written: no bullet, no re-indented lines
+        return f.message
     head, *more = (f.message or "").strip().split("\n")
     rule = f" [{f.rule}]" if f.rule and f.kind != "test_failure" else ""
     label = {"test_failure": "test failed", "review": "review", "reject": "rejected"}.get(f.kind, f.severity)
@@ -81,6 +85,9 @@ def aggregate(feedback: Sequence[Feedback], *, max_chars: int = 2000) -> str:
         items.append(f)
     items.sort(key=lambda f: (_KIND_RANK.get(f.kind, 5) != 0, SEVERITY_RANK.get(f.severity, 9),
                               _KIND_RANK.get(f.kind, 5)))
+    shown = demonstration_of(items)
+    if shown:  # right after the strongest item: what passing looks like outranks the weaker findings
+        items.insert(1, Feedback(kind="review", source=DEMONSTRATION, message=shown))
     out: list[str] = []
     used = 0
     for f in items:
@@ -92,6 +99,18 @@ def aggregate(feedback: Sequence[Feedback], *, max_chars: int = 2000) -> str:
         out.append(piece)
         used += len(piece) + 1
     return "\n".join(out)
+
+
+def demonstration_of(feedback: Sequence[Feedback]) -> str | None:
+    """The first demonstration kept with a finding (a checker's own fix, a sibling that passed), as the teacher
+    reads it; None when a human's correction is there already (it is the stronger demonstration)."""
+    if correction_of(feedback) is not None:
+        return None
+    for f in feedback:
+        demo = f.meta.get("demonstration")
+        if isinstance(demo, dict) and isinstance(demo.get("text"), str) and demo["text"].strip():
+            return f"A version that passes ({demo.get('source') or 'a demonstration'}):\n{demo['text']}"
+    return None
 
 
 def truncate_text(text: str, max_chars: int) -> str:

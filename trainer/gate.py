@@ -22,11 +22,9 @@ refused with the reason.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import statistics
-import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import Rendering, build_pair
 from redline.trainer.data import TrainingExample
 from redline.trainer.feedback_text import is_accepted, is_passed
+from redline.trainer.human_code import default_human_texts
 
 #: metric names (the rows of the report; the status line and `redline eval` show them)
 FIXED = "red lines fixed"
@@ -419,25 +418,5 @@ def _paired_row(report: GateReport, metric: str, before: Sequence[float], after:
                         "before_count": round(sum(before)), "after_count": round(sum(after)), "ok": bool(ok)})
 
 
-def default_human_texts(repo_root: Path | None, limit: int, pathspecs: Sequence[str] = ("*.py",),
-                        max_chars: int = 8000) -> list[str]:
-    """A stable sample of the repo's tracked files matching `pathspecs` (git ls-files), each cut to `max_chars`."""
-    if repo_root is None:
-        return []
-    try:
-        listed = subprocess.run(["git", "-C", str(repo_root), "ls-files", "--", *pathspecs], capture_output=True,
-                                text=True, timeout=30, check=False).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return []
-    chosen = sorted(listed, key=lambda p: hashlib.sha256(p.encode()).hexdigest())[:limit]
-    texts = []
-    for rel in chosen:
-        try:
-            texts.append((Path(repo_root) / rel).read_text(encoding="utf-8")[:max_chars])
-        except (OSError, UnicodeDecodeError):
-            continue
-    return texts
-
-
 __all__ = ["DRIFT", "FIXED", "KEPT", "PERPLEXITY", "GateReport", "GateThresholds", "bootstrap_interval",
-           "default_human_texts", "evaluate_gate", "gate_records"]
+           "evaluate_gate", "gate_records"]

@@ -4,7 +4,9 @@
 the base model, before LoRA exists), plan the memory, run the frozen teacher once over every sequence, attach
 LoRA, then the usual loop — gradient accumulation over micro-batches, AdamW, warm-up + cosine, clipping,
 resumable checkpoints, half the micro-batch after running out of memory — and save the adapter with its report.
-What differs between methods is behind `methods.Method`; the loop never asks which one it runs.
+What differs between methods is behind `methods.Method`; the loop never asks which one it runs. Launched as
+several processes (`accelerate launch`, docs/trainer.md), each step's records are split between them and their
+gradients summed (`distributed.py`); only rank 0 writes the adapter.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from redline.trainer.checkpoint import Checkpointer
 from redline.trainer.config import TrainConfig
 from redline.trainer.contexts import Pair, Rendering
 from redline.trainer.data import TrainingExample, balance_accepted, data_window
+from redline.trainer.demonstrations import with_demonstrations
+from redline.trainer.distributed import Group, current
 from redline.trainer.errors import NothingToLearn, TrainError
 from redline.trainer.identity import base_identity, check_base, read_adapter_meta
 from redline.trainer.methods import METHODS, Method, Run
@@ -74,8 +78,12 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     if not examples:
         raise TrainError("no training records", fix="collect feedback first (`redline status` shows the queue)")
     started, given = time.perf_counter(), len(examples)
-    # An editor's queue holds far more accepted code than mistakes: at most one anchor per mistake.
-    examples = balance_accepted(examples, config.seed)
+    group = current()  # None unless launched as several processes: then each rank trains on its share
+    if group is not None:
+        device, progress = device or group.device(), progress and group.main
+    # What passing looks like, where the queue knows (a sibling that passed), for the teacher; then at most one
+    # anchor per mistake: an editor's queue holds far more accepted code than mistakes.
+    examples = balance_accepted(with_demonstrations(examples), config.seed)
     _seed(config.seed)
     model, tokenizer, identity = _load(model_path, config, init_adapter, device)
     config = fit_to_model(config, model)  # max_length within the model's window, an unset lr by its width
@@ -107,7 +115,9 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     method.start(model, run)
     steps = _Steps.prepare(model, method, run, pairs, memory.micro_batch, shape,
                            Checkpointer(Path(out_dir) / "checkpoints", _run_fingerprint(model_path, config, method,
-                                                                                         pairs)))
+                                                                                         pairs)), group)
+    if group is not None:
+        group.same_start(steps.params)
     start = steps.resume() if config.checkpoint_every else 0
     if start:
         log.info("resuming from checkpoint at step %d of %d", start, len(steps.plan))
@@ -115,14 +125,17 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
 
     # The adapter, its settings and its report; the checkpoints have done their job.
     metrics.update(_summarise(history), **steps.report(), memory_plan=memory.to_dict(), model_shape=shape.to_dict())
+    if group is not None:
+        metrics["processes"] = group.world
     result = TrainResult(Path(out_dir), method.name, len(steps.plan), given, len(pairs),
                          skipped=given - len({p.index for p in pairs}), tokens=sum(int(h["tokens"]) for h in history),
                          seconds=time.perf_counter() - started, resumed_from_step=start, metrics=metrics)
-    _save(model, result, config, memory.gradient_checkpointing, {
-        "base_model": identity, "tokenizer_fingerprint": run.fingerprint, "method": method.name,
-        "records": sorted({examples[p.index].generation.id for p in pairs}), "data_window": data_window(examples),
-        "parent_version": parent_version})
-    steps.ckpt.clear()
+    if group is None or group.main:  # the other ranks hold the same weights: one adapter, one report
+        _save(model, result, config, memory.gradient_checkpointing, {
+            "base_model": identity, "tokenizer_fingerprint": run.fingerprint, "method": method.name,
+            "records": sorted({examples[p.index].generation.id for p in pairs}), "data_window": data_window(examples),
+            "parent_version": parent_version})
+        steps.ckpt.clear()
     # the gate loads the base again next: give this copy's memory back first (a 24 GB card holds one 7B copy)
     del model, steps
     _free_memory()
@@ -195,11 +208,13 @@ class _Steps:
     scheduler: Any
     ckpt: Checkpointer
     meter: Throughput
+    #: the launched processes this run is one of, or None for a single process
+    group: Group | None = None
     ooms: int = 0
 
     @classmethod
     def prepare(cls, model: Any, method: Method, run: Run, pairs: list[Pair], micro: int, shape: ModelShape,
-                ckpt: Checkpointer) -> _Steps:
+                ckpt: Checkpointer, group: Group | None = None) -> _Steps:
         config = run.config
         # Steps, epochs and `batch_size` count records; a record's rewrite rides in the same step as its attempt.
         records = sum(not p.rewrite for p in pairs)
@@ -214,7 +229,7 @@ class _Steps:
         log.info("%d optimizer steps of %d records over %d records (%.1f epochs; %d sequences with the rewrites)",
                  n_steps, config.batch_size, records, n_steps * config.batch_size / records, len(pairs))
         meter = Throughput(shape.params, next(model.parameters()).device)
-        return cls(model, method, run, pairs, plan, micro, params, optimizer, scheduler, ckpt, meter)
+        return cls(model, method, run, pairs, plan, micro, params, optimizer, scheduler, ckpt, meter, group)
 
     def resume(self) -> int:
         """Load the latest checkpoint (LoRA, optimizer, scheduler, RNG states, the method's state); the step it
@@ -255,7 +270,8 @@ def _train_steps(s: _Steps, start: int, on_step: StepCallback | None) -> list[di
             history.append(stats)
             bar.advance(stats)
             step += 1
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < len(s.plan):
+            if (config.checkpoint_every and step % config.checkpoint_every == 0 and step < len(s.plan)
+                    and (s.group is None or s.group.main)):
                 s.ckpt.save(step, s.model, s.optimizer, s.scheduler, s.method.state())
             if on_step is not None:
                 on_step(step, stats)
@@ -263,10 +279,14 @@ def _train_steps(s: _Steps, start: int, on_step: StepCallback | None) -> list[di
 
 
 def _accumulate(s: _Steps, step: int) -> tuple[dict[str, float], int, int]:
-    """Forward and backward over one step's micro-batches: (stats, student tokens, teacher tokens processed)."""
-    batches = s.method.batches(s.model, [[s.pairs[i] for i in m] for m in micro_batches(s.plan[step], s.pairs,
-                                                                                          s.micro)], step, s.run)
+    """Forward and backward over one step's micro-batches: (stats, student tokens, teacher tokens processed).
+    Among several processes, over this rank's share of the step, weighted by the tokens of the whole step."""
+    mine = s.plan[step] if s.group is None else s.group.shard(s.plan[step])
+    batches = s.method.batches(s.model, [[s.pairs[i] for i in m] for m in micro_batches(mine, s.pairs, s.micro)],
+                               step, s.run)
     total = sum(len(p.completion_ids) for b in batches for p in b)
+    if s.group is not None:
+        total = int(s.group.sum([total])[0])
     stats = {"loss": 0.0, "kl": 0.0, "tokens": 0.0}
     trained = teacher = 0
     for batch in batches:
@@ -279,6 +299,9 @@ def _accumulate(s: _Steps, step: int) -> tuple[dict[str, float], int, int]:
         stats["loss"] += loss.item() * n / total
         stats["kl"] += kl * n / total
         stats["tokens"] += n
+    if s.group is not None:  # the step every rank takes: one process's gradient of the whole batch
+        s.group.sum_gradients(s.params)
+        stats = dict(zip(stats, s.group.sum(list(stats.values())), strict=True))
     return stats, trained, teacher
 
 

@@ -3,6 +3,10 @@
 `redline train`, the daemon's child process and the demo all call `run_training`; it returns a typed `RunReport`
 and writes the repository's training status (`redline.status`), so every caller and every reader sees the same
 outcome. The claim is released on any exception, on Ctrl-C and on SIGTERM, so a killed run loses nothing queued.
+
+Launched as several processes (`accelerate launch … -m redline train`, docs/trainer.md), rank 0 runs all of
+this and hands its records and settings to the other ranks, which only train their share of each step
+(`follow_training`): one claim, one adapter, one gate, one report.
 """
 
 from __future__ import annotations
@@ -19,18 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redline.adapters import AdapterRegistry
+from redline.adapter_store import registry_for
 from redline.config import Config
 from redline.errors import ConfigError, RedlineError
 from redline.evidence import Judge
 from redline.queue import Store
+from redline.queue.claims import LEASE_S, Heartbeat
 from redline.records import utc_now
-from redline.status import AdapterStatus, GateFigure, LastTraining, write_adapter, write_last
+from redline.status import LastTraining, publish_adapter, write_last
+from redline.trainer import distributed
 from redline.trainer.config import TrainConfig
-from redline.trainer.data import examples_from_store
+from redline.trainer.data import examples_from_store, top_up_heldout
 from redline.trainer.errors import NothingToLearn
 from redline.trainer.feedback_text import is_accepted
-from redline.trainer.gate import GateReport, GateThresholds, default_human_texts, evaluate_gate
+from redline.trainer.gate import GateReport, GateThresholds, evaluate_gate
+from redline.trainer.human_code import default_human_texts
 from redline.trainer.loop import StepCallback, train
 from redline.trainer.probe import ProbeReport
 
@@ -59,6 +66,10 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     #: the hindsight probe's one line (what the model fixes when shown the feedback), when it ran
     probe: str | None = None
+    #: a rank other than 0 of a launched run: it trained its share of rank 0's run and wrote nothing
+    follower: bool = False
+    #: the newest records with a red line moved to the held-out split so the gate has enough to decide by
+    held_out_now: int = 0
 
 
 def model_for(config: Config, override: str | None = None) -> str:
@@ -88,10 +99,16 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     A stable work directory per (records, settings, parent) keeps checkpoints, so a run killed mid-way resumes
     where it stopped when started again on the same records. Any failure is recorded as the last training's
     result before it is raised. `claim_owner` names the claim, so a supervisor can release it after a SIGKILL."""
+    group = distributed.current()
+    if group is not None and not group.main:
+        return follow_training(config, group, model=model, device=device)
     started = time.perf_counter()
-    claim = store.claim(claim_owner)
+    # the claim lasts while this process runs (checked by pid on this host) and while the heartbeat renews it (for
+    # a trainer on another machine of a team queue, whose pid nobody can check): a run cut off longer than
+    # LEASE_S loses it, and its `ack` raises ClaimLost before anything is promoted
+    claim = store.claim(claim_owner, stale_after_s=LEASE_S)
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), Heartbeat(store, claim.token):
             examples = examples_from_store(store, split="train", ids=claim.generation_ids)
             nothing = None
             if not examples:
@@ -100,16 +117,22 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                 nothing = (f"nothing to learn from yet: all {len(examples)} new records were accepted as written "
                            "(they stay queued, to anchor the first run that has mistakes to learn from)")
             if nothing:
+                if group is not None:
+                    group.share(None)
                 store.release(claim.token)
                 report = RunReport(None, False, nothing, timings={"total": time.perf_counter() - started})
                 write_last(store, LastTraining(utc_now(), "nothing", report.reason))
                 return report
-            registry = AdapterRegistry(config.adapters_dir)
+            examples, held_out_now = top_up_heldout(store, examples, GateThresholds().min_records,
+                                                    claimed=claim.generation_ids)
+            registry = registry_for(config)
             parent = registry.current()
             tcfg = train_config if train_config.checkpoint_every else TrainConfig.from_dict(
                 {**train_config.to_dict(), "checkpoint_every": 50})
             key = hashlib.sha256(json.dumps([sorted(claim.generation_ids), tcfg.to_dict(), parent]).encode())
             work = config.adapters_dir / "work" / key.hexdigest()[:16]
+            if group is not None:
+                group.share((examples, work, tcfg, parent, registry.current_path()))
             probed: list[ProbeReport] = []
 
             def heard(report: ProbeReport) -> None:
@@ -128,14 +151,16 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
                 write_last(store, LastTraining(utc_now(), "nothing", exc.one_line(), probe=line))
                 return RunReport(None, False, exc.one_line(), probe=line,
                                  timings={"total": time.perf_counter() - started})
+            finally:
+                distributed.done(group)  # the other ranks are through: nothing after training is collective
             trained = time.perf_counter()
             heldout = examples_from_store(store, split="heldout")
             gate = evaluate_gate(model, work, heldout, human_texts=human_code(config.repo_root, tcfg),
                                  repo_root=config.repo_root,
                                  thresholds=GateThresholds(max_ppl_increase=tcfg.gate_max_ppl_increase),
                                  baseline_adapter=registry.current_path(), device=device)
-            version = registry.add(work, {"gate": gate.to_dict(), "parent_version": parent})
-            registry.update_meta(version, {"gate_summary": gate.summary(version)})
+            version = registry.add(work, {"gate": gate.to_dict(), "parent_version": parent},
+                                   named=lambda v: {"gate_summary": gate.summary(v)})
             store.ack(claim.token)
     except BaseException as exc:
         store.release(claim.token)
@@ -158,22 +183,27 @@ def run_training(config: Config, store: Store, *, model: str, train_config: Trai
     done = time.perf_counter()
     return RunReport(version, gate.passed, why, gate, len(claim.generation_ids), trained_on, result.pairs, len(heldout),
                      dict(result.metrics.get("hindsight") or {}),
-                     {"train": trained - started, "gate": done - trained, "total": done - started}, probe=probe)
+                     {"train": trained - started, "gate": done - trained, "total": done - started}, probe=probe,
+                     held_out_now=held_out_now)
 
 
-def publish_adapter(store: Store, registry: AdapterRegistry) -> AdapterStatus:
-    """Record the adapter being served (and its gate figures) in the training status that everyone reads."""
-    current = registry.current()
-    if current is None:
-        status = AdapterStatus()
-    else:
-        gate = registry.meta(current).get("gate") or {}
-        figures = tuple(GateFigure(str(r["metric"]), float(r["before"]), float(r["after"]), bool(r["ok"]))
-                        for r in gate.get("rows") or ())
-        status = AdapterStatus(current, str(registry.path(current)), gate.get("passed"), figures,
-                               registry.meta(current).get("gate_summary"))
-    write_adapter(store, status)
-    return status
+def follow_training(config: Config, group: distributed.Group, *, model: str, device: str | None = None) -> RunReport:
+    """A rank other than 0: train this rank's share of every step on rank 0's records with rank 0's settings
+    (the same probe, the same steps). Rank 0 writes the adapter, gates, registers and reports."""
+    job = group.share(None)
+    if job is None:
+        return RunReport(None, False, "nothing to train (rank 0 found no records)", follower=True)
+    examples, work, tcfg, parent, init = job
+    try:
+        with Judge(config.repo_root) as judge:
+            result = train(model, examples, work, tcfg, progress=False, parent_version=parent, init_adapter=init,
+                           device=device, judge=judge)
+    except NothingToLearn as exc:
+        return RunReport(None, False, exc.one_line(), follower=True)
+    finally:
+        distributed.done(group)
+    return RunReport(None, False, f"rank {group.rank} of {group.world}: trained its share", records=len(examples),
+                     trained=result.examples - result.skipped, pairs=result.pairs, follower=True)
 
 
 @contextmanager

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ci": ("redline.cli.ci:ci", "Ingest CI reports, wrap build commands, bundle feedback."),
     "lsp": ("redline.cli.lsp:lsp", "Start the language server (stdio by default)."),
     "daemon": ("redline.cli.daemon:daemon", "Train every `redline init` repo by itself, when the GPU is free."),
+    "worker": ("redline.cli.worker:worker", "Train a team's repositories from the shared queue on this GPU machine."),
     "serve": ("redline.cli.serve:serve", "Serve the model with this repo's adapter; record every answer."),
     "proxy": ("redline.cli.serve:proxy", "Record every answer of a model server you already run."),
 }

@@ -73,6 +73,8 @@ def _disk(config: Config) -> Check:
 
 
 def _queue(config: Config) -> Check:
+    if config.queue_url:
+        return _team_queue(config)
     if not config.db_path.exists():
         return "queue", None, f"{config.db_path} (not created yet)", "run `redline init`"
     try:
@@ -84,6 +86,28 @@ def _queue(config: Config) -> Check:
         return "queue", False, f"{config.db_path}: {exc}", "move the file aside; a new queue is created"
     ok = result == "ok"
     return "queue", ok, f"{config.db_path} integrity={result} mode={mode}", "" if ok else "restore from export"
+
+
+def _team_queue(config: Config) -> Check:
+    """The team's PostgreSQL: reachable, at this code's schema version, and what this machine still has spooled."""
+    from redline.errors import RedlineError
+    from redline.queue import open_store
+    from redline.queue.spool import SPOOL_DIR
+
+    where = config.queue_location
+    spooled = len(list((config.state_dir / SPOOL_DIR).glob("*.jsonl")))
+    pending = f"; {spooled} batch(es) spooled here, sent once it is reachable" if spooled else ""
+    try:
+        store = open_store(config)
+    except RedlineError as exc:
+        return "queue", False, f"{where}: {exc.message}", exc.fix or ""
+    try:
+        version = store.schema_version()  # type: ignore[attr-defined]
+    except RedlineError as exc:
+        return "queue", False, f"{where}: {exc.message}{pending}", exc.fix or ""
+    finally:
+        store.close()
+    return "queue", True, f"{where} (PostgreSQL, schema version {version}){pending}", ""
 
 
 def _checkers(_: Config) -> Check:

@@ -6,10 +6,13 @@ import json
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Column, Table
 
+from redline.adapter_store import registry_for
 from redline.cli.common import console, context
 from redline.errors import NotFound
+from redline.online import SUGGESTED, check_served
 from redline.queue import Store
 from redline.records import Feedback, Generation, Range
 from redline.status import TrainingStatus, read_status
@@ -19,19 +22,26 @@ from redline.status import TrainingStatus, read_status
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Records by kind and source, attributed vs not, last training, current adapter."""
+    from redline.serve.control import find_server
+
     config, store = context()
     counts = store.counts()
+    server = find_server(config)
+    online = check_served(store, registry_for(config))
     info = {
         "repo_id": config.repo_id,
-        "queue": str(config.db_path),
+        "queue": config.queue_location,
         **counts,
         "training": read_status(store).to_dict(),
         "acceptance": store.acceptance(SUGGESTED),
+        "serve": None if server is None else {"url": server.base_url, "pid": server.pid,
+                                              "failed_adapters": server.failed or {}},
+        "online": online.line() if online else None,
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
-    console.print(f"[bold]{config.repo_id}[/]  ({config.db_path})")
+    console.print(f"[bold]{config.repo_id}[/]  ({config.queue_location})")
     console.print(
         f"{counts['generations']} generations, {counts['generations_with_feedback']} with feedback; "
         f"{counts['feedback']} feedback records, {counts['attributed']} attributed, "
@@ -49,11 +59,14 @@ def status(as_json: bool) -> None:
     console.print(f"training queue: {states.get('new', 0)} new, {states.get('claimed', 0)} claimed, "
                   f"{states.get('trained', 0)} trained")
     _print_training(read_status(store))
+    if server is not None:
+        console.print(f"redline serve:   {server.base_url} (pid {server.pid})")
+        for version, why in sorted((server.failed or {}).items()):  # one line each, as the server logged it
+            console.print(f"[red]adapter {escape(version)} failed to load in redline serve[/]: {escape(why)}",
+                          soft_wrap=True)
     _print_acceptance(info["acceptance"])
-
-
-#: origins of completions a user was offered (served by `redline serve`/`proxy`, or captured from an editor plugin)
-SUGGESTED = ("server", "editor")
+    if online is not None:
+        console.print(online.line())
 
 
 def _print_acceptance(rows: list[dict[str, Any]]) -> None:
@@ -83,6 +96,8 @@ def _print_training(training: TrainingStatus) -> None:
     else:
         console.print(f"current adapter: {adapter.version}" + (f"  {adapter.summary}" if adapter.summary else
                                                                 (f"  {adapter.figures()}" if adapter.gate else "")))
+    if adapter.note:
+        console.print(f"                 {adapter.note}")
     if daemon is not None:
         console.print(f"daemon:          {daemon.state}" + (f" ({daemon.detail})" if daemon.detail else "")
                       + (f", next training {daemon.next_training}" if daemon.next_training else ""))

@@ -39,8 +39,8 @@ def init(model: str | None, force: bool) -> None:
     if register(config.home, config.repo_root, config.repo_id):
         console.print(f"registered   for `redline daemon` ({config.home / 'daemon' / 'repos.json'})")
     console.print(f"repo id      {config.repo_id}")
-    console.print(f"queue        {config.db_path}")
-    console.print(f"adapters     {config.adapters_dir}")
+    console.print(f"queue        {config.queue_location}", markup=False)
+    console.print(f"adapters     {config.adapter_store or config.adapters_dir}", markup=False)
     console.print("\nNext steps:")
     for step in (
         "pytest --redline                 record test failures on model-written code",

@@ -46,10 +46,13 @@ def train(model: str | None, method: str | None, max_steps: int | None, dry_run:
             _dry_run(model_ref, examples_from_store(store, split="train", include_passed=tcfg.use_passed_anchors),
                      tcfg)
             return
-        _print_report(run_training(config, store, model=model_ref, train_config=tcfg,
-                                   on_probe=lambda report: click.echo(report.line())))
+        report = run_training(config, store, model=model_ref, train_config=tcfg,
+                              on_probe=lambda probe: click.echo(probe.line()))
+        _print_report(report)
     finally:
         store.close()
+    if report.promoted:
+        _tell_server(config)
 
 
 def _dry_run(model_ref: str, examples: list[Any], tcfg: Any) -> None:
@@ -65,6 +68,8 @@ def _dry_run(model_ref: str, examples: list[Any], tcfg: Any) -> None:
 
 
 def _print_report(report: Any) -> None:
+    if report.follower:  # another rank of a launched run: rank 0 prints the run's report
+        return
     if report.version is None:
         click.echo(report.reason)
         return
@@ -72,6 +77,9 @@ def _print_report(report: Any) -> None:
     if hs:
         click.echo(f"hindsight teacher: failed attempts {hs['student_logp']:.3f} → {hs['teacher_logp']:.3f} "
                    f"nats/token under feedback (divergence {hs['divergence']:.4f})")
+    if report.held_out_now:
+        click.echo(f"held out the {report.held_out_now} newest records with a red line, so the gate has enough to "
+                   "decide by (they are judged, never trained on)")
     click.echo(report.gate.table())
     click.echo(report.gate.summary(report.version))
     if report.promoted:
@@ -87,7 +95,7 @@ def _print_report(report: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def eval_(version: str | None, model: str | None, as_json: bool) -> None:
     """Run the evaluation gate on VERSION (default: the current adapter, else the newest)."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
     from redline.queue import open_store
     from redline.trainer.data import examples_from_store
     from redline.trainer.gate import GateThresholds, evaluate_gate
@@ -95,7 +103,7 @@ def eval_(version: str | None, model: str | None, as_json: bool) -> None:
 
     config = load_config()
     _quiet_loading()
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     version = version or registry.current() or (registry.versions() or [None])[-1]
     if version is None:
         raise NotFound("no adapter for this repo yet", fix="run `redline train`")
@@ -129,9 +137,9 @@ def adapters() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
 def list_(as_json: bool) -> None:
     """Adapter versions, oldest first; * marks the one being served."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
 
-    rows = AdapterRegistry(load_config().adapters_dir).table()
+    rows = registry_for(load_config()).table()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -148,11 +156,11 @@ def list_(as_json: bool) -> None:
 @click.argument("version")
 def promote(version: str) -> None:
     """Serve VERSION from now on."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
     from redline.trainer.identity import check_base
 
     config = load_config()
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     if config.model:  # an adapter of another base model is refused, in one line naming both
         check_base(registry.meta(version), config.model)
     registry.promote(version)
@@ -163,10 +171,10 @@ def promote(version: str) -> None:
 @adapters.command("rollback")
 def rollback() -> None:
     """Serve the previously promoted adapter again (or the base model)."""
-    from redline.adapters import AdapterRegistry
+    from redline.adapter_store import registry_for
 
     config = load_config()
-    registry = AdapterRegistry(config.adapters_dir)
+    registry = registry_for(config)
     previous = registry.rollback()
     _publish_with_store(config, registry)
     click.echo(f"{previous} is now current" if previous else "no adapter is current; serving the base model")
@@ -183,9 +191,14 @@ def export(version: str, target: str, out: str | None, base: str | None) -> None
     """Export VERSION (or `current`) for another runtime: a PEFT folder, vLLM, a llama.cpp GGUF, or Ollama."""
     from pathlib import Path
 
+    from redline.errors import RedlineError
     from redline.export.runtimes import export_adapter
 
-    result = export_adapter(load_config(), version, target, Path(out) if out else None, base=base)
+    try:
+        result = export_adapter(load_config(), version, target, Path(out) if out else None, base=base)
+    except OSError as exc:  # the place -o names cannot be written: one line, not a traceback
+        raise RedlineError(f"could not write the export ({exc.strerror or exc})", path=exc.filename or out,
+                           fix="choose another -o") from None
     click.echo(f"{result.version} exported for {target} as {result.name}: {result.path}")
     for line in result.ran or []:
         click.echo(f"ran: {line}")
@@ -195,10 +208,22 @@ def export(version: str, target: str, out: str | None, base: str | None) -> None
 
 def _publish_with_store(config: Config, registry: Any) -> None:
     from redline.queue import open_store
-    from redline.trainer.run import publish_adapter
+    from redline.status import publish_adapter
 
     store = open_store(config)
     try:
         publish_adapter(store, registry)
     finally:
         store.close()
+    _tell_server(config)
+
+
+def _tell_server(config: Config) -> None:
+    """A running `redline serve` swaps to the new current adapter now rather than at its next poll (the call
+    carries the server's control token, from its serve.json); nothing happens when none runs."""
+    from redline.serve import control
+
+    if not control.reload(config):
+        return
+    for version, why in sorted(((control.health(config) or {}).get("failed") or {}).items()):
+        click.echo(f"redline serve could not load {version}: {why}", err=True)

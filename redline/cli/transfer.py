@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from redline.cli.common import console, context
+from redline.errors import RecordError
 from redline.transfer import export_jsonl, import_jsonl
 
 
@@ -46,7 +47,12 @@ def _import_capture(source: str, dirs: tuple[Path, ...], watch: bool) -> None:
     config, store = context()
     directory = capture_dir(source, dirs[0] if dirs else None)
     if not watch:
-        console.print(import_capture(store, config, source, directory).summary(f"{source} ({directory})"))
+        report = import_capture(store, config, source, directory)
+        if report.skipped and not report.events:  # nothing was read: wrong directory, or files of another tool
+            raise RecordError(f"no line of the {source} files here is a {source} event ({report.skipped} skipped: "
+                              f"{', '.join(report.skipped_examples)})", path=directory,
+                              fix=f"give the directory {source} logs to")
+        console.print(report.summary(f"{source} ({directory})"))
         return
     import threading
 

@@ -4,7 +4,9 @@ reading JSONL where a bad line is counted (not fatal), and writing one batch thr
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,13 +66,21 @@ def stable_id(source: str, *parts: object) -> str:
 
 
 def json_lines(path: Path, report: Report) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each line of `path` that is a JSON object; anything else is counted in `report`."""
+    """(line number, object) for each line of `path` that is a JSON object; anything else is counted in `report`.
+
+    Only a regular file is read, and a symbolic link is not followed: a tool writes its logs as plain files, and a
+    link (or a FIFO, a device) in their place would make the importer read whatever it points at."""
     try:
-        stream = path.open("rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
-        report.skip(path, 0, f"cannot open ({exc.strerror})")
+        why = "a symbolic link, not followed" if path.is_symlink() else f"cannot open ({exc.strerror})"
+        report.skip(path, 0, why)
         return
-    with stream:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        report.skip(path, 0, "not a regular file")
+        return
+    with os.fdopen(fd, "rb") as stream:
         lineno = 0
         while raw := stream.readline(MAX_LINE_BYTES + 1):
             lineno += 1

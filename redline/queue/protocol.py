@@ -1,6 +1,9 @@
 """What every queue backend offers (`Store`) and the values its writes and claims return.
 
-Backend-agnostic: the SQLite queue (`redline.queue.store`) implements it, and so must a team backend. A write is
+Backend-agnostic: the SQLite queue (`redline.queue.store`) and a team's PostgreSQL (`redline.queue.postgres`)
+implement it with the same meaning. Claims follow one rule in both (`redline.queue.claims`): a claim is held while
+its process runs on the claimer's host, or while its holder's `heartbeat` renews it; `ack` raises `ClaimLost`
+once it was taken over. A write is
 two steps so that a record is checked once whatever happens to it next: `prepare` scrubs and validates a batch
 (`redline.queue.scrubbing`), then `write` stores it in one transaction or `spool` sets it aside for the next open
 (`redline.queue.spool`). `add` is both steps for callers that have no use for the spool.
@@ -76,6 +79,8 @@ class Store(Protocol):
 
     def feedback(self, *, unattributed: bool = False, limit: int | None = None) -> Iterator[Feedback]: ...
 
+    def hold_out(self, generation_ids: Iterable[str]) -> int: ...
+
     def attribute(self, feedback_id: str, generation_id: str) -> bool: ...
 
     def spans_for_path(self, path: str) -> list[Span]: ...
@@ -85,6 +90,8 @@ class Store(Protocol):
     def awaiting(self, prefix: str = "") -> dict[str, int]: ...
 
     def claim(self, owner: str, *, limit: int = 10_000, stale_after_s: float = 3600) -> Claim: ...
+
+    def heartbeat(self, token: str) -> bool: ...
 
     def backlog(self) -> tuple[int, str | None]: ...
 

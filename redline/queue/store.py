@@ -22,7 +22,7 @@ from typing import Any
 from redline.errors import RecordError
 from redline.private import private_dir
 from redline.queue import spool
-from redline.queue.claims import claim_token, owner_alive
+from redline.queue.claims import LEASE_S, claim_lost, claim_token, owner_alive
 from redline.queue.migrations import migrate
 from redline.queue.protocol import AddResult, Claim, Store
 from redline.queue.scrubbing import Batch, Scrubber, prepare
@@ -46,6 +46,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._claimed: dict[str, int] = {}  # this instance's claims: token → feedback rows claimed
         try:
             private_dir(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -133,6 +134,14 @@ class SQLiteStore:
             spans: Iterable[Span] = ()) -> AddResult:
         """`prepare` then `write`: every record scrubbed and validated before anything is written."""
         return self.write(self.prepare(generations, feedback, spans))
+
+    def hold_out(self, generation_ids: Iterable[str]) -> int:
+        """Move generations to the held-out split (the gate's), for good; returns how many moved."""
+        with self._write() as conn:
+            cur = conn.executemany(
+                "UPDATE generations SET split = 'heldout', body = json_set(body, '$.split', 'heldout')"
+                " WHERE id = ? AND split IS NOT 'heldout'", [(g,) for g in generation_ids])
+            return cur.rowcount
 
     def attribute(self, feedback_id: str, generation_id: str) -> bool:
         """Attach unattributed feedback to a generation. If that makes it a duplicate of feedback the generation
@@ -274,8 +283,10 @@ class SQLiteStore:
 
         A claim belongs to the process that made it (the token names host, pid and the process's start time):
         the claims of a process that is gone (killed, crashed) are taken over at once, so a rerun resumes; a
-        claim whose owner cannot be checked (another host, an older token) is taken over after
-        `stale_after_s`. `BEGIN IMMEDIATE` makes the select-then-mark atomic across processes.
+        claim whose owner cannot be checked (another host, an older token) is taken over once `stale_after_s`
+        passed since its last `heartbeat`. `BEGIN IMMEDIATE` makes the select-then-mark atomic across processes.
+        Feedback that awaits its generation record is left for when the generation arrives: there is nothing to
+        train it on yet, and claiming it would mark it trained without training.
         """
         token = claim_token(owner)
         stale = _ago(stale_after_s)
@@ -288,33 +299,52 @@ class SQLiteStore:
             ids = [
                 r[0]
                 for r in conn.execute(
-                    "SELECT DISTINCT generation_id FROM feedback WHERE generation_id IS NOT NULL AND state = 'new'"
+                    "SELECT DISTINCT generation_id FROM feedback f WHERE generation_id IS NOT NULL AND state = 'new'"
+                    " AND EXISTS (SELECT 1 FROM generations g WHERE g.id = f.generation_id)"
                     " ORDER BY generation_id LIMIT ?",
                     (limit,),
                 )
             ]
+            before = conn.total_changes
             conn.executemany(
                 "UPDATE feedback SET state = 'claimed', claim_token = ?, claimed_at = ?"
                 " WHERE generation_id = ? AND state = 'new'",
                 [(token, utc_now(), gid) for gid in ids],
             )
+            self._claimed[token] = conn.total_changes - before
         return Claim(token, ids)
 
+    def heartbeat(self, token: str) -> bool:
+        """Renew the claim's time, so a claim whose owner another process cannot check stays held while it runs;
+        False when it is no longer held (taken over)."""
+        with self._write() as conn:
+            n = conn.execute("UPDATE feedback SET claimed_at = ? WHERE claim_token = ? AND state = 'claimed'",
+                             (utc_now(), token)).rowcount
+        return n > 0 or not self._claimed.get(token)
+
     def backlog(self) -> tuple[int, str | None]:
-        """(attributed feedback records not yet trained on or claimed, the oldest one's `created_at`): what the
-        daemon schedules by. `accept` records are left out: code kept as written teaches nothing by itself (it
-        anchors a run that has mistakes to learn from), so a day of accepted completions starts no training."""
+        """(attributed feedback records not yet trained on, the oldest one's `created_at`): what the daemon
+        schedules by — new records, and claimed ones whose claim has had no heartbeat for `LEASE_S` (their holder
+        is gone; the next claim takes them over). `accept` records are left out: code kept as written teaches
+        nothing by itself (it anchors a run that has mistakes to learn from), so a day of accepted completions
+        starts no training; so is feedback that awaits its generation record."""
         n, oldest = self._conn().execute(
-            "SELECT COUNT(*), MIN(created_at) FROM feedback WHERE generation_id IS NOT NULL AND state = 'new'"
-            " AND kind != 'accept'"
+            "SELECT COUNT(*), MIN(created_at) FROM feedback f WHERE generation_id IS NOT NULL"
+            " AND (state = 'new' OR (state = 'claimed' AND claimed_at < ?)) AND kind != 'accept'"
+            " AND EXISTS (SELECT 1 FROM generations g WHERE g.id = f.generation_id)", (_ago(LEASE_S),)
         ).fetchone()
         return int(n), oldest
 
     def ack(self, token: str) -> int:
+        """Mark the claim's records trained; `ClaimLost` when the claim was taken over before this."""
         with self._write() as conn:
-            return conn.execute("UPDATE feedback SET state = 'trained' WHERE claim_token = ?", (token,)).rowcount
+            n = conn.execute("UPDATE feedback SET state = 'trained' WHERE claim_token = ?", (token,)).rowcount
+        if n == 0 and self._claimed.pop(token, 0):
+            raise claim_lost()
+        return n
 
     def release(self, token: str) -> int:
+        self._claimed.pop(token, None)
         with self._write() as conn:
             return conn.execute(
                 "UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL WHERE claim_token = ?",

@@ -67,3 +67,26 @@ def test_secrets_in_a_long_multiline_prompt() -> None:
     for _, secret in SECRETS:
         assert secret not in clean
     assert clean.startswith(body) and clean.endswith(body)
+
+
+@pytest.mark.parametrize("line", [
+    "docker run -u 1000:1000 app", "docker run -u root:root app", "ssh -p 2222 deploy@host",
+    "echo $PW | docker login -u deploy --password-stdin", "vault write auth --token-file ~/.token",
+    "kubeadm token create --print-join-command", 'curl -u "$USER:$PASSWORD" https://x', "mysk_live_notakey12345678",
+    "ether 02:42:ac:11:00:02", "root:x:0:0:root:/root:/bin/bash", '<password>${env.DB_PASSWORD}</password>',
+    'r = requests.get(url, auth=(user, password))', '"auth": "required"', 'MNEMONIC = os.environ["MNEMONIC"]',
+    'tx = "0x' + "ab" * 32 + '"', "--secret=$(cat /run/secrets/key)",
+])
+def test_the_contextual_detectors_leave_look_alikes_alone(line: str) -> None:
+    """Issue #30's new detectors (command lines, XML, pgpass, auth tuples, mnemonics) on what only looks like them."""
+    assert scrub(line, code=True) == line
+
+
+def test_a_test_vector_is_left_but_a_named_key_handed_to_a_decoder_is_cut() -> None:
+    """Prose strength: random base64 given to a decoder is a test vector, unless the line names a secret."""
+    vector = "0H1VZPMTvq8Yb3kR7wXc2LdN9sUeA4fG6hJ1mQpZ+/tKxWy5oBiCnE3rD8gVlSu"
+    kept = f'    data = base64.b64decode("{vector}")'
+    assert scrub(kept) == kept
+    for line in (f'    key = base64.b64decode("{vector}")', f'SIGNING_SECRET = bytes.fromhex("{vector}")',
+                 f'x = "{vector}"'):
+        assert vector not in scrub(line)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.scrub_corpus import leaked
-from bench.scrub_corpus_data import ORDINARY, SECRETS
+from bench.scrub_corpus_data import MORE_ORDINARY, MORE_SECRETS, ORDINARY, SECRETS
 from redline.queue.store import SQLiteStore
 from redline.records import Feedback, Generation, Message, ModelRef, Prompt
 from redline.scrub import scrub
@@ -29,6 +29,13 @@ def test_no_ordinary_snippet_is_touched(code: bool) -> None:
     assert len(ORDINARY) >= 50
 
 
+def test_the_part_written_apart_from_the_detectors_is_large_enough() -> None:
+    """Issue #30: at least 30 secret formats the corpus did not have, and 30 look-alikes."""
+    first = {p for p, _, _ in SECRETS[:len(SECRETS) - len(MORE_SECRETS)]}
+    assert len({p for p, _, _ in MORE_SECRETS} - first) >= 30 and len(MORE_ORDINARY) >= 30
+    assert SECRETS[-len(MORE_SECRETS):] == MORE_SECRETS and ORDINARY[-len(MORE_ORDINARY):] == MORE_ORDINARY
+
+
 def test_a_subset_through_the_write_path(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "q.sqlite3", scrubber=scrub)
     sample = SECRETS[::5]
@@ -45,3 +52,13 @@ def test_a_subset_through_the_write_path(tmp_path: Path) -> None:
     for g in plain:
         stored = store.get_generation(g.id)
         assert stored is not None and stored.completion == g.completion and stored.token_ids == [1]
+
+
+@pytest.mark.parametrize(("code", "shape"), [
+    (False, lambda t: f"E   AssertionError: assert {t!r} == 'x'"),  # a failing test's message (pytest --redline)
+    (True, lambda t: t + "x = "),  # an `input_extra` chunk, glued to the editor's prefix (/infill)
+], ids=["pytest assertion", "glued to a prefix"])
+def test_every_corpus_secret_is_cut_where_entry_points_put_it(code: bool, shape) -> None:
+    """The bench's serve and pytest entry points found these (pgpass in an assertion, a kubeconfig key with text
+    after it); every entry is checked in both shapes here, in a second."""
+    assert [p for p, text, secret in SECRETS if leaked(scrub(shape(text), code=code), secret)] == []

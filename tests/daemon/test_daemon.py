@@ -184,3 +184,25 @@ def test_a_missing_repo_is_skipped_with_a_warning_and_kept_until_forget(daemon: 
     assert [r.root for r in registry.registered(redline_home)] == [str(gone), str(here)]
     registry.forget(redline_home, str(gone))
     assert [r.root for r in registry.registered(redline_home)] == [str(here)]
+
+
+def test_a_promoted_adapter_kept_less_than_its_predecessor_is_rolled_back_and_served_again(
+        daemon: Daemon, tmp_path: Path) -> None:
+    from redline.adapters import AdapterRegistry
+    from tests.core.test_adapters import fake_adapter
+    from tests.core.test_online import offered
+
+    root = make_repo(tmp_path / "r")
+    config = load_config(root)
+    adapters = AdapterRegistry(config.adapters_dir)
+    v1, v2 = adapters.add(fake_adapter(tmp_path / "t1")), adapters.add(fake_adapter(tmp_path / "t2"))
+    adapters.promote(v1)
+    adapters.promote(v2)
+    store = open_store(config)
+    offered(store, v1, 40, 30, 0)
+    offered(store, v2, 40, 5, 100)
+    store.close()
+    daemon.control = FakeControl(0)  # type: ignore[assignment]
+    daemon.tick()
+    assert adapters.current() == v1 and daemon.control.calls == ["reload"]  # type: ignore[union-attr]
+    assert (status(root).adapter.note or "").startswith(f"{v2} rolled back")

@@ -5,12 +5,16 @@
 Answers like vLLM's OpenAI server: `GET /v1/models` lists the base and each loaded LoRA (with `parent`),
 `POST /v1/load_lora_adapter` loads a new name (200, plain text) and refuses a known one (400); with
 `--no-runtime-lora` the load route does not exist (404), as when VLLM_ALLOW_RUNTIME_LORA_UPDATING is unset;
-`POST /v1/completions` answers " = 1" under the model asked for (404 for a model it does not serve).
+`POST /v1/completions` answers " = 1" under the model asked for (404 for a model it does not serve). With
+`VLLM_PLUGINS=lora_filesystem_resolver` and `VLLM_LORA_RESOLVER_CACHE_DIR=DIR` it resolves a model it does not
+know as vLLM's filesystem resolver does: `DIR/<name>/adapter_config.json` with `peft_type` "LORA" and
+`base_model_name_or_path` equal to the served base model is loaded under `<name>` (and logged as `resolve`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +43,21 @@ def main() -> None:
             self.end_headers()
             self.wfile.write(data)
 
+        def _resolve(self, name: str) -> None:
+            cache = os.environ.get("VLLM_LORA_RESOLVER_CACHE_DIR")
+            if not cache or "lora_filesystem_resolver" not in os.environ.get("VLLM_PLUGINS", ""):
+                return
+            root = os.path.realpath(cache)
+            path = os.path.realpath(os.path.join(root, name))
+            config = os.path.join(path, "adapter_config.json")
+            if os.path.commonpath([root, path]) != root or not os.path.exists(config):
+                return
+            with open(config) as fh:
+                adapter = json.load(fh)
+            if adapter.get("peft_type") == "LORA" and adapter.get("base_model_name_or_path") == BASE:
+                loaded[name] = path
+                self._record({"resolve": name})
+
         def do_GET(self) -> None:
             self._record(None)
             if self.path != "/v1/models":
@@ -53,6 +72,8 @@ def main() -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"null")
             self._record(body)
             if self.path == "/v1/completions":  # answers with the model it was asked for
+                if body.get("model") not in (BASE, *loaded):
+                    self._resolve(str(body.get("model")))
                 known = body.get("model") in (BASE, *loaded)
                 self._send(200 if known else 404, {"id": "cmpl-1", "object": "text_completion",
                                                    "model": body.get("model"), "choices": [

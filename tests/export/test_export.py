@@ -149,3 +149,31 @@ def test_cli_export_and_its_one_line_errors(repo: Config, tmp_path: Path, capsys
     err = capsys.readouterr().err.strip()
     assert err == "redline: error: no adapter version 'v0009' — versions: v0001, current"
     assert json.loads((tmp_path / "v" / "redline.json").read_text())["version"] == "v0001"
+
+
+@pytest.mark.parametrize("target", ["dir", "vllm", "ollama", "llamacpp"])
+def test_a_truncated_version_is_never_exported(repo: Config, tiny_base: Path, tmp_path: Path, target: str) -> None:
+    """Issue #30: `--to dir` copied a truncated adapter, `--to llamacpp` answered with a traceback."""
+    from redline.adapters import AdapterDamaged
+
+    src = AdapterRegistry(repo.adapters_dir).path("v0001")
+    os.truncate(src / "adapter_model.safetensors", 1000)
+    out = tmp_path / "out"
+    with pytest.raises(AdapterDamaged, match="damaged") as err:
+        export_adapter(repo, "v0001", target, out, base=str(tiny_base))
+    assert "\n" not in str(err.value) and not out.exists()
+
+
+@pytest.mark.parametrize("target", ["dir", "llamacpp"])
+def test_an_output_that_is_a_symbolic_link_is_refused(repo: Config, tiny_base: Path, tmp_path: Path, target: str,
+                                                      capsys) -> None:
+    """Issue #30: `-o DANGLING_SYMLINK` ended in a traceback; a link to a file would be written through."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for link, points_at in ((tmp_path / "dangling", tmp_path / "nowhere"), (tmp_path / "to-file", victim)):
+        link.symlink_to(points_at)
+        with pytest.raises(SystemExit):
+            main(["adapters", "export", "v0001", "--to", target, "-o", str(link), "--base", str(tiny_base)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "symbolic link" in err[0]
+        assert link.is_symlink() and victim.read_text() == "keep me" and not (tmp_path / "nowhere").exists()

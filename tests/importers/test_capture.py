@@ -200,3 +200,40 @@ def test_cli_import_from_and_acceptance_in_status(tmp_path: Path, repo: Path, mo
     assert missing.exit_code != 0 and "no tabby capture directory" in str(missing.exception or missing.output)
     assert runner.invoke(cli, ["import"]).exit_code == 2
     assert runner.invoke(cli, ["import", "--watch", "x.jsonl"]).exit_code == 2
+
+
+def test_links_and_special_files_in_a_capture_directory_are_not_read(tmp_path: Path, repo: Path,
+                                                                     store: Store) -> None:
+    """Issue #30: the importer followed symlinks to any readable file; it now reads regular files only (a FIFO
+    would also have blocked it forever)."""
+    import os
+
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    write_lines(elsewhere, [autocomplete("l-1", str(repo / "a.py"), ADD, True)])
+    data = tmp_path / "dev_data"
+    data.mkdir()
+    (data / "autocomplete.jsonl").symlink_to(elsewhere)
+    os.mkfifo(data / "editOutcome.jsonl")
+    report = import_capture(store, load_config(repo), "continue", data)
+    assert (report.events, report.skipped, report.generations) == (0, 2, 0)
+    assert "autocomplete.jsonl:0 a symbolic link, not followed" in report.skipped_examples
+    assert "editOutcome.jsonl:0 not a regular file" in report.skipped_examples
+    tabby = tmp_path / "events"
+    tabby.mkdir()
+    (tabby / "2026-11-30.json").symlink_to("/etc/passwd")
+    assert import_capture(store, load_config(repo), "tabby", tabby).skipped == 1
+
+
+def test_a_capture_where_no_line_is_an_event_fails_in_one_line(tmp_path: Path, repo: Path, capsys,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #30: `redline import --from continue` on a file where no line parses exited 0."""
+    from redline.cli import main
+
+    monkeypatch.chdir(repo)
+    data = tmp_path / "dev_data"
+    write_lines(data / "autocomplete.jsonl", ["garbage\n", "[1, 2]\n", "{\"not\": \"an event\"}\n"])
+    with pytest.raises(SystemExit) as exit_:
+        main(["import", "--from", "continue", str(data)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 1 and len(err) == 1
+    assert "no line of the continue files here is a continue event (3 skipped" in err[0]

@@ -36,12 +36,27 @@ def still_serving(client: httpx.Client) -> None:
     (json.dumps({**GOOD, "stop": [1]}).encode(), "`stop`"),
     (json.dumps({"prompt": [1, 2, 3]}).encode(), "token arrays"),
     (json.dumps({**GOOD, "n": 3}).encode(), "`n` must be 1"),
+    # issue #30: these were 500s with internal messages ("probability tensor contains …", "TextEncodeInput must
+    # be …", "maximum recursion depth exceeded") and a traceback in the log
+    (json.dumps({**GOOD, "temperature": float("nan")}).encode(), "finite number"),
+    (b'{"prompt": "def f():\\n", "top_p": Infinity}', "finite number"),
+    (b'{"prompt": "def f():\\n", "temperature": 1e999}', "finite number"),
+    (b'{"prompt": "def f(\\ud800):\\n", "max_tokens": 4}', "surrogate"),
+    (b'{"prompt": "x", "stop": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (b'{"prompt": "x", "stop": ' + b"[" * 40 + b"]" * 40 + b"}", "nested too deeply"),
 ])
 def test_bad_body_is_400(client: httpx.Client, raw: bytes, needle: str):
     message = one_line_error(client.post("/v1/completions", content=raw,
                                          headers={"Content-Type": "application/json"}), 400)
     assert needle in message
     still_serving(client)
+
+
+def test_a_vanishing_temperature_is_greedy_not_a_500(client: httpx.Client):
+    """`1e-300` divided the logits into infinities; the sampler then failed on NaN probabilities."""
+    r = client.post("/v1/completions", json={**GOOD, "temperature": 1e-300})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["text"] == client.post("/v1/completions", json=GOOD).json()["choices"][0]["text"]
 
 
 @pytest.mark.slow

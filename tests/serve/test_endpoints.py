@@ -146,7 +146,7 @@ def test_health_and_control_from_another_process(server: Server):
     info = control.find_server(config)
     assert info is not None and info.pid == server.proc.pid
     assert control.health(config) == {"model": str(server.world.model), "adapter": "v0001", "state": "serving",
-                                      "reason": None}
+                                      "reason": None, "failed": {}}
     assert control.reload(config) is True
 
 

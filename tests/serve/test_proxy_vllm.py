@@ -15,6 +15,7 @@ import pytest
 from redline.adapters import AdapterRegistry
 from redline.config import load_config
 from redline.queue import open_store
+from tests.core.test_adapters import EMPTY_SAFETENSORS
 from tests.export.test_vllm import Fake, start_fake
 from tests.serve.conftest import World, start, stop
 
@@ -32,7 +33,7 @@ def register(world: World, n: int) -> str:
     src = world.repo.parent / f"adapter{n}"
     src.mkdir()
     (src / "adapter_config.json").write_text(json.dumps({"r": 8, "peft_type": "LORA"}))
-    (src / "adapter_model.safetensors").write_bytes(b"{}")
+    (src / "adapter_model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     registry = AdapterRegistry(world.config.adapters_dir)
     version = registry.add(src, {"base_model": {"id": "base-model"}})
     registry.promote(version)

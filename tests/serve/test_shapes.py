@@ -121,7 +121,7 @@ def test_proxy_writes_on_the_loop_and_waits_in_a_thread_when_the_queue_is_locked
 
     async def run() -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_proxy_app(proxy)),
-                                     base_url="http://proxy") as client:
+                                     base_url="http://127.0.0.1") as client:
             gid, _ = await ask(client)  # a free queue: written on the event loop's thread
             assert store.get_generation(gid) is not None and threads == [threading.current_thread().name]
             lock = sqlite3.connect(config.db_path, isolation_level=None, check_same_thread=False)

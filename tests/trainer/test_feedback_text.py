@@ -43,3 +43,28 @@ def test_test_failure_drops_test_id_and_repeated_detail() -> None:
               message="NameError: name 'f' is not defined\n>   f(x)", rule="tests/test_a.py::test_b[1]",
               detail="E   NameError: name 'f' is not defined\n    >   f(x)\nsrc/a.py:3: in g")
     assert aggregate([item]) == "- test failed: NameError: name 'f' is not defined\n  >   f(x)\n  src/a.py:3: in g"
+
+
+def test_a_later_answer_to_the_same_prompt_that_passed_is_shown_to_the_teacher_after_the_strongest_item() -> None:
+    import dataclasses
+
+    from conftest import raw_generation
+
+    from redline.trainer.data import TrainingExample
+    from redline.trainer.demonstrations import SIBLING, with_demonstrations
+
+    failed = raw_generation(1)
+    passed = dataclasses.replace(raw_generation(1), completion="    return a + b\n", created_at="2999-01-01T00:00:00Z")
+    other = raw_generation(2)
+    wrong = [fb(generation_id=failed.id, message="test failed: add(1, 2) returned 4", kind="test_failure"),
+             fb(generation_id=failed.id, message="line too long", severity="hint", rule="E501")]
+    examples = [TrainingExample(failed, wrong), TrainingExample(other, [fb(generation_id=other.id, message="x")]),
+                TrainingExample(passed, [Feedback(kind="accept", source="lsp.kept", generation_id=passed.id)])]
+    shown = with_demonstrations(examples)
+    assert shown[1:] == examples[1:] and examples[0].feedback == wrong  # others untouched, the queue's copy too
+    text = aggregate(shown[0].feedback)
+    lines = text.splitlines()
+    assert lines[0].startswith("- test failed") and lines[1] == f"A version that passes ({SIBLING}):"
+    assert "\n    return a + b\n" in text + "\n" and text.rstrip().endswith("[E501]")
+    corrected = [*wrong, Feedback(kind="edit", source="human", correction="    return a + b\n", generation_id="g")]
+    assert with_demonstrations([TrainingExample(failed, corrected), examples[2]])[0].feedback == corrected

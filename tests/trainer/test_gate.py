@@ -191,7 +191,7 @@ def test_paired_interval_calls_a_change_within_noise_no_change() -> None:
 def test_human_code_sample_follows_the_pathspecs(tmp_path: Path) -> None:
     import subprocess
 
-    from redline.trainer.gate import default_human_texts
+    from redline.trainer.human_code import default_human_texts
 
     for rel, text in {"src/a b.py": "def team(): pass\n", "tests/test_x.py": "def test(): pass\n",
                       "web/app.ts": "export const x = 1;\n"}.items():

@@ -1,0 +1,705 @@
+"""A team's queue: one PostgreSQL database for every editor, CI runner and trainer of the team (docs/team.md).
+
+`PostgresStore` keeps the `Store` protocol with the SQLite queue's meaning; what differs is the dialect:
+
+* **One schema per repository** (`schema_for(repo_id)`), holding the same tables the SQLite file holds and
+  migrated by the same numbered list (`redline.queue.migrations`, PostgreSQL variants where the dialect
+  differs). Every query stays the SQLite one, unqualified, under the repository's `search_path`; each repository
+  is versioned on its own; and a team can grant or drop one repository's records alone. `redline.repos` lists the
+  repositories (what `redline worker` looks through).
+* **Claims** take generations with `SELECT … FOR UPDATE SKIP LOCKED`: two trainers claiming at once never wait
+  on or share a generation. Claim times are the server's clock, so leases on machines with skewed clocks agree.
+* **Short transactions**: every call is one transaction of a few statements in autocommit mode, so no snapshot is
+  held between calls (the xmin horizon that a long-open queue transaction would pin).
+* **An unreachable server** (down, restarting, no network) is `QueueUnavailable`, a kind of `QueueBusy`: the
+  ledger spools the batch on this machine (`redline.queue.spool`), one warning line is logged per outage, and the
+  spool is sent by the first write that reaches the server again (or by the next open). Writes are idempotent
+  (ids and fingerprints), so a batch whose commit was cut off and is then spooled and sent is not stored twice.
+
+Secrets are scrubbed by `prepare` on the writer's machine before anything is sent, as for SQLite; each record is
+stamped with the machine and user that wrote it (`meta.written_by`, never a credential); the URL is shown only
+without its password (`redline.queue.url.redact`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from redline.errors import QueueBusy, QueueError, QueueUnavailable, RecordError
+from redline.queue import spool
+from redline.queue.claims import LEASE_S, claim_lost, claim_token, owner_alive
+from redline.queue.migrations import MIGRATIONS, check_known, statements, steps
+from redline.queue.protocol import AddResult, Claim
+from redline.queue.scrubbing import Batch, Scrubber, prepare
+from redline.queue.url import redact, secrets_of
+from redline.records import Feedback, Generation, Range, Span, to_json, utc_now
+
+log = logging.getLogger("redline.queue")
+T = TypeVar("T")
+
+#: the schema shared by every repository: `redline.repos`
+DIRECTORY = "redline"
+UPGRADE = "pip install -U 'redline[team]'"
+#: after a failed connection, writes go straight to the spool for this long before the server is tried again
+RETRY_S = 10.0
+CONNECT_TIMEOUT_S = 5
+#: the server ends a session left idle inside a transaction this long (a client that died mid-call)
+IDLE_IN_TRANSACTION_MS = 60_000
+#: the server's clock as Redline writes times (UTC ISO 8601 with milliseconds)
+_ISO = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
+_NOW = f"to_char(clock_timestamp() AT TIME ZONE 'UTC', {_ISO})"
+#: the server's clock that many seconds (`%s`) ago
+_AGO = f"to_char((clock_timestamp() - make_interval(secs => %s)) AT TIME ZONE 'UTC', {_ISO})"
+# migration 003's index expression, written the same way so the planner uses the index
+_COMPLETION_HEAD = "substr(btrim((body::json) ->> 'completion', E' \\t\\n\\r'), 1, 64)"
+_BLANK = " \t\n\r"
+# transient conflicts between concurrent transactions: the whole call is run again
+_RETRY = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+# the server is there but a lock or a statement took too long: the writer's busy timeout
+_BUSY = (pgerrors.LockNotAvailable, pgerrors.QueryCanceled)
+
+
+def schema_for(repo_id: str) -> str:
+    """The repository's schema: readable, within PostgreSQL's 63-byte names, and collision-free by a hash."""
+    readable = re.sub(r"[^a-z0-9]+", "_", repo_id.lower()).strip("_")[-40:].strip("_")
+    return f"rl_{readable}_{hashlib.sha256(repo_id.encode()).hexdigest()[:12]}"
+
+
+def written_by() -> str:
+    """`user@host` of this process: who wrote a record, as the team sees it (no credential)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return f"{user}@{socket.gethostname()}"
+
+
+class PostgresStore:
+    """`Store` on one repository's schema of a team's PostgreSQL. One connection per thread; safe across threads.
+
+    Opening never fails for an unreachable server (writers spool until it is back); a schema migrated by a newer
+    Redline raises `SchemaTooNew` naming both versions. `spool_dir` is this machine's spool for the repository;
+    `attribute(store, feedback)` attributes the feedback of a batch spooled while the server was out of reach
+    when it is sent (`open_store` passes the ledger's attribution)."""
+
+    def __init__(self, url: str, repo_id: str, *, spool_dir: Path, scrubber: Scrubber | None = None,
+                 busy_timeout_s: float | None = None,
+                 attribute: Callable[[Any, list[Feedback]], list[Feedback]] | None = None) -> None:
+        self.url = url
+        self.where = redact(url)
+        self.repo_id = repo_id
+        self.schema = schema_for(repo_id)
+        self.spool_dir = Path(spool_dir)
+        self._scrub = scrubber
+        self._attribute = attribute
+        self._busy_ms = int(1000 * (30.0 if busy_timeout_s is None else busy_timeout_s))
+        self._secrets = secrets_of(url)
+        self._by = written_by()
+        self._local = threading.local()
+        self._conns: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._migrated = False
+        self._retry_at = 0.0
+        self._outage: str | None = None  # why the server could not be reached, while it cannot
+        self._merge_due = True
+        self._claimed: dict[str, int] = {}
+        try:
+            self._conn()
+        except QueueUnavailable:
+            return  # logged once; writes spool until the server is back
+        self._merge_spool()
+
+    # -- connections -------------------------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new autocommit connection on the repository's schema, with keepalives so a dead peer is noticed."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        given = conninfo_to_dict(self.url)
+        # the server's own keepalives too: it ends the session of a machine that lost power or its network
+        # within about a minute, freeing what it held (a worker's job lock)
+        options = (f"-c search_path={self.schema} -c lock_timeout={self._busy_ms}"
+                   f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
+                   " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+                   " -c tcp_user_timeout=60000")
+        extra: dict[str, Any] = {"options": f"{given.get('options', '')} {options}".strip(),
+                                 "application_name": given.get("application_name") or f"redline {self._by}"}
+        if "connect_timeout" not in given:
+            extra["connect_timeout"] = max(2, min(CONNECT_TIMEOUT_S, int(self._busy_ms / 1000) or 2))
+        for key, value in (("keepalives", 1), ("keepalives_idle", 30), ("keepalives_interval", 10),
+                           ("keepalives_count", 3), ("tcp_user_timeout", 60_000)):
+            extra.setdefault(key, given.get(key, value))
+        return psycopg.connect(self.url, autocommit=True, **extra)
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not conn.closed:
+            return conn
+        if time.monotonic() < self._retry_at:
+            raise self._unavailable(self._outage or "not reachable")
+        try:
+            conn = self._connect()
+        except psycopg.OperationalError as exc:
+            self._retry_at = time.monotonic() + RETRY_S
+            raise self._went_away(exc) from None
+        try:
+            if not self._migrated:
+                self._migrate(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, psycopg.OperationalError):
+                self._retry_at = time.monotonic() + RETRY_S
+                raise self._went_away(exc) from None
+            if isinstance(exc, psycopg.Error):
+                raise QueueError(f"cannot set up the team queue ({self._text(exc)})", fix="the queue's role needs "
+                                 "CREATE on the database (docs/team.md)", path=self.where) from None
+            raise
+        self._local.conn = conn
+        with self._lock:
+            self._conns.append(conn)
+        if self._outage is not None:
+            log.info("the team queue %s is reachable again; sending what was spooled", self.where)
+            self._outage = None
+            self._merge_due = True
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def _text(self, exc: BaseException) -> str:
+        """The driver's message in one line, cut of the URL's password (libpq never echoes it; this is sure)."""
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:300]
+
+    def _unavailable(self, reason: str) -> QueueUnavailable:
+        return QueueUnavailable(f"the team queue {self.where} cannot be reached ({reason})",
+                                fix="records spool on this machine and are sent when it is back",
+                                path=self.spool_dir)
+
+    def _went_away(self, exc: BaseException) -> QueueUnavailable:
+        """The one warning per outage, and the error the ledger spools on."""
+        reason = self._text(exc)
+        if self._outage is None:
+            log.warning("the team queue %s cannot be reached (%s): records spool to %s and are sent when it is "
+                        "back", self.where, reason, self.spool_dir)
+        self._outage = reason
+        return self._unavailable(reason)
+
+    def _run(self, work: Callable[[psycopg.Connection[Any]], T], *, retry: bool = True, single: bool = False) -> T:
+        """`work` in one transaction (`single`: it is one statement, a transaction of its own in autocommit, which
+        saves the BEGIN and COMMIT round trips). A conflict with another transaction (deadlock) runs it again; a
+        connection that broke (a restarted server) is replaced once when `retry` (every call but `claim` is
+        idempotent)."""
+        for attempt in range(4):
+            conn = self._conn()
+            try:
+                with nullcontext() if single else conn.transaction():
+                    return work(conn)
+            except _RETRY:
+                if attempt < 3:
+                    continue
+                raise QueueBusy(f"the team queue {self.where} kept conflicting with other writers",
+                                fix="retry") from None
+            except _BUSY as exc:
+                raise QueueBusy(f"the team queue {self.where} held a lock past {self._busy_ms / 1000:g} s "
+                                f"({self._text(exc)})", fix="retry; if it persists, look for a stuck session "
+                                "in pg_stat_activity") from None
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self._drop()
+                if isinstance(exc, pgerrors.DiskFull):
+                    raise QueueError(f"the team queue's server is out of disk ({self._text(exc)}); nothing from "
+                                     "this batch was written", fix="free space on the database server") from None
+                if retry and attempt == 0:
+                    continue
+                self._retry_at = time.monotonic() + RETRY_S
+                raise self._went_away(exc) from None
+            except (psycopg.DataError, UnicodeError, ValueError) as exc:  # a value PostgreSQL cannot hold
+                raise RecordError(f"a record cannot be stored ({self._text(exc)[:120]})",
+                                  fix="check the record's text and numbers") from None
+            except psycopg.Error as exc:
+                raise QueueError(f"team queue call failed ({self._text(exc)})", fix="run `redline doctor`",
+                                 path=self.where) from None
+        raise AssertionError("unreachable")
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._run(lambda conn: conn.execute(sql, tuple(args)).fetchall(), single=True)
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Create the repository's schema and apply the numbered migrations it lacks, under one advisory lock so
+        two machines opening a new repository at once do not both migrate. At the newest version only reads."""
+        try:
+            done = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
+        except (pgerrors.UndefinedTable, pgerrors.InvalidSchemaName):
+            done = []
+        check_known(done, self.where, UPGRADE)
+        if len(done) == len(MIGRATIONS):
+            self._migrated = True
+            return
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('redline.migrate'))")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {DIRECTORY}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {DIRECTORY}.repos (repo_id TEXT PRIMARY KEY,"
+                         " schema_name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            conn.execute(f"INSERT INTO {DIRECTORY}.repos VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                         (self.repo_id, self.schema, utc_now()))
+            owner = conn.execute(f"SELECT repo_id FROM {DIRECTORY}.repos WHERE schema_name = %s",
+                                 (self.schema,)).fetchone()
+            if owner is None or owner[0] != self.repo_id:
+                raise QueueError(f"schema {self.schema} belongs to repository {owner and owner[0]!r}",
+                                 fix="give this repository its own `repo_id`", path=self.where)
+            conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            done = [r[0] for r in conn.execute("SELECT name FROM _migrations")]
+            check_known(done, self.where, UPGRADE)
+            for name, sql in steps("postgres"):
+                if name in done:
+                    continue
+                for statement in statements(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO _migrations VALUES (%s, %s)", (name, utc_now()))
+        self._migrated = True
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.close()
+                except psycopg.Error:
+                    pass
+            self._conns.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    def prepare(self, generations: Iterable[Generation] = (), feedback: Iterable[Feedback] = (),
+                spans: Iterable[Span] = ()) -> Batch:
+        """Scrubbed and validated as for SQLite (on this machine, before anything is sent), each record stamped
+        with who wrote it unless it already says (an import keeps its writer)."""
+        batch = prepare(generations, feedback, spans, scrub=self._scrub)
+        for record in batch.generations:
+            record.meta.setdefault("written_by", self._by)
+        for fb in batch.feedback:
+            fb.meta.setdefault("written_by", self._by)
+        return batch
+
+    def write(self, batch: Batch) -> AddResult:
+        """Insert a prepared batch in one statement (one round trip, one transaction: all lands or none does);
+        duplicates are skipped. `QueueUnavailable` (a `QueueBusy`) when the server cannot be reached: the ledger
+        spools the batch."""
+        gens = [(g.id, g.repo_id, g.created_at, g.split, g.insertion.path if g.insertion else None,
+                 _body(g, "generation")) for g in batch.generations]
+        fbs = [(f.id, f.fingerprint, f.generation_id, f.kind, f.source, f.created_at, f.path, _body(f, "feedback"))
+               for f in batch.feedback]
+        # a span given twice in one batch: the last one wins, as SQLite's INSERT OR REPLACE has it
+        spans = list({(s.generation_id, s.path): (s.generation_id, s.path, s.range.start_line, s.range.end_line,
+                                                  s.text or "", s.state, s.commit, s.updated_at, s.range.start_col,
+                                                  s.range.end_col) for s in batch.spans}.values())
+        if not (gens or fbs or spans):
+            return AddResult()
+        args = [*_columns(gens, 6), *_columns(fbs, 8), *_columns(spans, 10)]
+        n_gen, n_fb, n_span = self._run(lambda conn: _one(conn.execute(_WRITE, args)), single=True)
+        self._merge_spool()
+        return AddResult(n_gen, n_fb, n_span)
+
+    def spool(self, batch: Batch) -> Path:
+        """Set a prepared batch aside on this machine; sent by the first write that reaches the server again.
+        Built while the server was unreachable, its feedback is attributed again when it is sent."""
+        self._merge_due = True
+        return spool.write(self.spool_dir, batch, attribute=self._outage is not None)
+
+    def _merge_spool(self) -> None:
+        if not self._merge_due or not self.spool_dir.is_dir():
+            return
+        self._merge_due = False
+        try:
+            attribute = self._attribute
+            sent = spool.merge(self, self.spool_dir, None if attribute is None else lambda fbs: attribute(self, fbs))
+        except QueueBusy:  # gone again: the rest waits for the next write that gets through
+            self._merge_due = True
+            return
+        if sent:
+            log.info("sent %d spooled batch(es) to the team queue %s", sent, self.where)
+        if any(self.spool_dir.glob("*.jsonl")):
+            self._merge_due = True
+
+    def add(self, generations: Iterable[Generation] = (), feedback: Iterable[Feedback] = (),
+            spans: Iterable[Span] = ()) -> AddResult:
+        return self.write(self.prepare(generations, feedback, spans))
+
+    def hold_out(self, generation_ids: Iterable[str]) -> int:
+        """Move generations to the held-out split (the gate's), for good; returns how many moved."""
+        ids = list(generation_ids)
+        if not ids:
+            return 0
+        return self._run(lambda conn: conn.execute(
+            "UPDATE generations SET split = 'heldout', body = jsonb_set(body::jsonb, '{split}', '\"heldout\"')::text"
+            " WHERE id = ANY(%s) AND split IS DISTINCT FROM 'heldout'", (ids,)).rowcount, single=True)
+
+    def attribute(self, feedback_id: str, generation_id: str) -> bool:
+        """Attach unattributed feedback to a generation; a copy that becomes a duplicate is dropped."""
+        def work(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute("SELECT body FROM feedback WHERE id = %s FOR UPDATE", (feedback_id,)).fetchone()
+            if row is None:
+                return False
+            fb = Feedback.from_dict(json.loads(row[0])).attributed_to(generation_id)
+            if conn.execute("SELECT 1 FROM feedback WHERE fingerprint = %s AND id != %s",
+                            (fb.fingerprint, feedback_id)).fetchone():
+                conn.execute("DELETE FROM feedback WHERE id = %s", (feedback_id,))
+            else:
+                conn.execute("UPDATE feedback SET generation_id = %s, fingerprint = %s, body = %s WHERE id = %s",
+                             (generation_id, fb.fingerprint, to_json(fb), feedback_id))
+            return True
+
+        try:
+            return self._run(work)
+        except QueueError as exc:
+            if "duplicate key" not in exc.message:
+                raise
+            return self._run(work)  # the same finding landed meanwhile: now it is found and this copy dropped
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def get_generation(self, generation_id: str) -> Generation | None:
+        rows = self._read("SELECT body FROM generations WHERE id = %s", (generation_id,))
+        return Generation.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def find_generations(self, prefix: str) -> list[Generation]:
+        rows = self._read("SELECT body FROM generations WHERE starts_with(id, %s) ORDER BY id LIMIT 20", (prefix,))
+        return [Generation.from_dict(json.loads(r[0])) for r in rows]
+
+    def generations_with_completion(self, text: str, *, limit: int = 20) -> list[Generation]:
+        """Generations whose completion is `text` up to surrounding whitespace, newest first (migration 003's
+        index on the first 64 characters, then compared in full)."""
+        key = text.strip(_BLANK)
+        rows = self._read(f"SELECT body FROM generations WHERE {_COMPLETION_HEAD} = %s"
+                          " ORDER BY created_at DESC, id DESC", (key[:64],))
+        found = []
+        for (body,) in rows:
+            g = Generation.from_dict(json.loads(body))
+            if g.completion.strip(_BLANK) == key:
+                found.append(g)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def recent_completions(self, since: str, *, origins: Iterable[str], limit: int
+                           ) -> list[tuple[str, str, str, str | None]]:
+        """(id, completion, created_at, file path) of generations of the given origins since `since`, newest
+        first; a range scan on the `created_at` index."""
+        rows = self._read(
+            "SELECT id, (body::json) ->> 'completion', created_at, CASE"
+            " WHEN coalesce(json_typeof((body::json) -> 'meta' -> 'path'), 'null') = 'null' THEN path"
+            " WHEN json_typeof((body::json) -> 'meta' -> 'path') = 'string' THEN (body::json) -> 'meta' ->> 'path'"
+            " END FROM generations WHERE created_at >= %s AND (body::json) ->> 'origin' = ANY(%s)"
+            " ORDER BY created_at DESC LIMIT %s", (since, list(origins), limit))
+        return [(gid, text, at, where) for gid, text, at, where in rows if isinstance(text, str)]
+
+    def acceptance(self, origins: Iterable[str]) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT (body::json) ->> 'adapter_version' AS v, COUNT(*), SUM(CASE WHEN"
+            " EXISTS (SELECT 1 FROM spans s WHERE s.generation_id = g.id) OR EXISTS (SELECT 1 FROM feedback f"
+            "  WHERE f.generation_id = g.id AND f.kind IN ('accept', 'edit')) THEN 1 ELSE 0 END)"
+            " FROM generations g WHERE (body::json) ->> 'origin' = ANY(%s) GROUP BY v ORDER BY v NULLS FIRST",
+            (list(origins),))
+        return [{"adapter_version": v, "suggested": n, "accepted": int(a or 0)} for v, n, a in rows]
+
+    def generations(self, *, split: str | None = None, with_feedback: bool | None = None,
+                    limit: int | None = None) -> Iterator[Generation]:
+        sql = "SELECT body FROM generations g WHERE true"
+        args: list[Any] = []
+        if split is not None:
+            sql += " AND split = %s"
+            args.append(split)
+        if with_feedback is not None:
+            exists = "EXISTS (SELECT 1 FROM feedback f WHERE f.generation_id = g.id)"
+            sql += f" AND {'' if with_feedback else 'NOT '}{exists}"
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT %s"
+            args.append(limit)
+        for (body,) in self._read(sql, args):
+            yield Generation.from_dict(json.loads(body))
+
+    def feedback_for(self, generation_id: str) -> list[Feedback]:
+        rows = self._read("SELECT body FROM feedback WHERE generation_id = %s ORDER BY id", (generation_id,))
+        return [Feedback.from_dict(json.loads(r[0])) for r in rows]
+
+    def feedback(self, *, unattributed: bool = False, limit: int | None = None) -> Iterator[Feedback]:
+        sql = "SELECT body FROM feedback" + (" WHERE generation_id IS NULL" if unattributed else "") + " ORDER BY id"
+        args: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT %s"
+            args = (int(limit),)
+        for (body,) in self._read(sql, args):
+            yield Feedback.from_dict(json.loads(body))
+
+    def spans_for_path(self, path: str) -> list[Span]:
+        rows = self._read(
+            "SELECT generation_id, path, start_line, end_line, start_col, end_col, text, state, commit_sha,"
+            " updated_at FROM spans WHERE path = %s ORDER BY start_line", (path,))
+        return [Span(r[0], r[1], Range(r[2], r[3], r[4], r[5]), *r[6:]) for r in rows]
+
+    def awaiting(self, prefix: str = "") -> dict[str, int]:
+        rows = self._read(
+            "SELECT generation_id, COUNT(*) FROM feedback f WHERE starts_with(generation_id, %s)"
+            " AND NOT EXISTS (SELECT 1 FROM generations g WHERE g.id = f.generation_id)"
+            " GROUP BY generation_id ORDER BY generation_id", (prefix,))
+        return dict(rows)  # type: ignore[arg-type]
+
+    def span_paths(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT DISTINCT path FROM spans WHERE state != 'deleted' ORDER BY path")]
+
+    # -- trainer claims ----------------------------------------------------------------------------------------
+
+    def claim(self, owner: str, *, limit: int = 10_000, stale_after_s: float = 3600) -> Claim:
+        """Claim up to `limit` generations that have feedback not yet trained on, as the SQLite queue does.
+
+        First, claims whose holder is gone return: one made on this host whose process is dead, at once; one
+        from another machine once `stale_after_s` passed since its last `heartbeat` (checked again row by row as
+        they are taken, so a heartbeat that lands meanwhile keeps its claim whole). Then generations are taken
+        with `FOR UPDATE SKIP LOCKED`: a generation another trainer is claiming right now is skipped, not waited
+        for, and one it has claimed is no longer new. Feedback awaiting its generation record is left for later.
+        """
+        token = claim_token(owner)
+
+        def work(conn: psycopg.Connection[Any]) -> list[str]:
+            stale = _one(conn.execute(f"SELECT {_AGO}", (stale_after_s,)))[0]
+            held = conn.execute("SELECT claim_token, MIN(claimed_at) FROM feedback WHERE state = 'claimed'"
+                                " GROUP BY claim_token").fetchall()
+            gone = [t for t, at in held if t and not owner_alive(t, at, stale)]
+            dead = [t for t in gone if _local_owner(t)]  # a dead process: no heartbeat can come
+            lapsed = [t for t in gone if t not in dead]
+            if dead:
+                conn.execute("UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL"
+                             " WHERE claim_token = ANY(%s) AND state = 'claimed'", (dead,))
+            if lapsed:
+                conn.execute("UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL"
+                             " WHERE claim_token = ANY(%s) AND state = 'claimed' AND claimed_at < %s",
+                             (lapsed, stale))
+            ids = [r[0] for r in conn.execute(
+                "SELECT g.id FROM generations g WHERE g.id IN (SELECT generation_id FROM feedback"
+                " WHERE state = 'new' AND generation_id IS NOT NULL) ORDER BY g.id LIMIT %s"
+                " FOR UPDATE OF g SKIP LOCKED", (limit,))]
+            if not ids:
+                return []
+            got = conn.execute(f"UPDATE feedback SET state = 'claimed', claim_token = %s, claimed_at = {_NOW}"
+                               " WHERE generation_id = ANY(%s) AND state = 'new' RETURNING generation_id",
+                               (token, ids)).fetchall()
+            self._claimed[token] = len(got)
+            return sorted({r[0] for r in got})
+
+        try:
+            return Claim(token, self._run(work, retry=False))
+        except QueueUnavailable:
+            self._claimed.pop(token, None)
+            try:  # the commit may have landed before the connection broke: give those rows back
+                self.release(token)
+            except QueueError:
+                pass  # this process's claim: the next claim on this host returns it once the process is gone
+            raise
+
+    def heartbeat(self, token: str) -> bool:
+        """Renew the claim's time on the server's clock; False once it is no longer held (taken over)."""
+        n = self._run(lambda conn: conn.execute(
+            f"UPDATE feedback SET claimed_at = {_NOW} WHERE claim_token = %s AND state = 'claimed'",
+            (token,)).rowcount, single=True)
+        return n > 0 or not self._claimed.get(token)
+
+    def backlog(self) -> tuple[int, str | None]:
+        """(attributed feedback records to train on, the oldest one's `created_at`), as for SQLite: new ones and
+        those of claims without a heartbeat for `LEASE_S`; `accept` records and feedback awaiting its generation
+        left out."""
+        n, oldest = self._read(
+            "SELECT COUNT(*), MIN(created_at) FROM feedback f WHERE generation_id IS NOT NULL"
+            f" AND (state = 'new' OR (state = 'claimed' AND claimed_at < {_AGO})) AND kind != 'accept'"
+            " AND EXISTS (SELECT 1 FROM generations g WHERE g.id = f.generation_id)", (LEASE_S,))[0]
+        return int(n), oldest
+
+    def ack(self, token: str) -> int:
+        """Mark the claim's records trained; `ClaimLost` when it was taken over first (nothing to promote)."""
+        n = self._run(lambda conn: conn.execute(
+            "UPDATE feedback SET state = 'trained' WHERE claim_token = %s AND state = 'claimed'", (token,)).rowcount,
+            single=True)
+        if n == 0 and self._claimed.pop(token, 0):
+            raise claim_lost()
+        return int(n)
+
+    def release(self, token: str) -> int:
+        self._claimed.pop(token, None)
+        return int(self._run(lambda conn: conn.execute(
+            "UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL WHERE claim_token = %s",
+            (token,)).rowcount, single=True))
+
+    def release_owner(self, owner: str) -> int:
+        """Release every claim `owner` holds (its process died without releasing them)."""
+        prefix = owner + ":"
+        return int(self._run(lambda conn: conn.execute(
+            "UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL"
+            " WHERE state = 'claimed' AND starts_with(claim_token, %s)", (prefix,)).rowcount,
+            single=True))
+
+    # -- housekeeping ------------------------------------------------------------------------------------------
+
+    def prune(self, older_than_days: float) -> int:
+        def work(conn: psycopg.Connection[Any]) -> int:
+            cutoff = _one(conn.execute(f"SELECT {_AGO}", (older_than_days * 86400,)))[0]
+            n = conn.execute("DELETE FROM feedback WHERE created_at < %s", (cutoff,)).rowcount
+            n += conn.execute("DELETE FROM generations WHERE created_at < %s AND NOT EXISTS"
+                              " (SELECT 1 FROM feedback f WHERE f.generation_id = generations.id)", (cutoff,)).rowcount
+            conn.execute("DELETE FROM spans WHERE updated_at < %s", (cutoff,))
+            return int(n)
+
+        return self._run(work)
+
+    def counts(self) -> dict[str, Any]:
+        def work(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+            by_kind = conn.execute("SELECT kind, source, COUNT(*), COUNT(generation_id) FROM feedback"
+                                   " GROUP BY kind, source ORDER BY kind, source").fetchall()
+            states = dict(conn.execute("SELECT state, COUNT(*) FROM feedback GROUP BY state").fetchall())
+            waiting = _one(conn.execute(
+                "SELECT COUNT(DISTINCT generation_id), COUNT(*) FROM feedback f WHERE generation_id IS NOT NULL"
+                " AND NOT EXISTS (SELECT 1 FROM generations g WHERE g.id = f.generation_id)"))
+            return {
+                "generations": _one(conn.execute("SELECT COUNT(*) FROM generations"))[0],
+                "generations_with_feedback": _one(conn.execute(
+                    "SELECT COUNT(DISTINCT f.generation_id) FROM feedback f JOIN generations g"
+                    " ON g.id = f.generation_id"))[0],
+                "awaiting_generation": dict(zip(("generations", "feedback"), waiting, strict=True)),
+                "feedback": sum(r[2] for r in by_kind),
+                "attributed": sum(r[3] or 0 for r in by_kind),
+                "by_kind_source": [{"kind": k, "source": s, "count": n, "attributed": a or 0}
+                                   for k, s, n, a in by_kind],
+                "states": states,
+                "spans": _one(conn.execute("SELECT COUNT(*) FROM spans"))[0],
+            }
+
+        return self._run(work)
+
+    def get_meta(self, key: str) -> Any:
+        rows = self._read("SELECT value FROM meta WHERE key = %s", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        self._run(lambda conn: conn.execute(
+            "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, text)),
+            single=True)
+
+    # -- the team's view ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def hold_job(self, worker: str) -> Iterator[bool]:
+        """Hold this repository's training job while the block runs; yields False when another worker holds it.
+
+        A session-level advisory lock on a connection of its own: it ends with the connection, so a worker that
+        is killed frees the job at once, and one that lost power or its network within a minute (the server
+        sees the dead peer through TCP keepalives and ends its session). The claim's lease keeps the records."""
+        try:
+            conn = self._connect()
+        except psycopg.OperationalError as exc:
+            raise self._went_away(exc) from None
+        try:
+            conn.execute("SELECT set_config('application_name', %s, false)", (f"redline worker {worker}",))
+            held = bool(_one(conn.execute("SELECT pg_try_advisory_lock(hashtext('redline.job'), hashtext(%s))",
+                                          (self.schema,)))[0])
+            yield held
+        finally:
+            conn.close()
+
+    def job_holder(self) -> str | None:
+        """The application name of the session holding this repository's training job, None when none does."""
+        rows = self._read(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int = hashtext('redline.job')"
+            " AND l.objid::int = hashtext(%s)", (self.schema,))
+        return rows[0][0] if rows else None
+
+    def repositories(self) -> list[str]:
+        """Every repository id with a schema in this database (`redline.repos`)."""
+        return [r[0] for r in self._read(f"SELECT repo_id FROM {DIRECTORY}.repos ORDER BY repo_id")]
+
+    def schema_version(self) -> int:
+        return len(self._read("SELECT name FROM _migrations"))
+
+
+#: a whole batch as one statement: each table's rows arrive as one array per column, sent in binary (`%b`: the
+#: text format would escape every quote of every JSON body on the client); the counts say what was new
+_WRITE = """
+WITH g AS (
+    INSERT INTO generations (id, repo_id, created_at, split, path, body)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])
+    ON CONFLICT DO NOTHING RETURNING 1
+), f AS (
+    INSERT INTO feedback (id, fingerprint, generation_id, kind, source, created_at, path, body)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                         %b::text[])
+    ON CONFLICT DO NOTHING RETURNING 1
+), s AS (
+    INSERT INTO spans (generation_id, path, start_line, end_line, text, state, commit_sha, updated_at, start_col,
+                       end_col)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
+                         %b::text[], %b::int[], %b::int[])
+    ON CONFLICT (generation_id, path) DO UPDATE SET start_line = excluded.start_line, end_line = excluded.end_line,
+        text = excluded.text, state = excluded.state, commit_sha = excluded.commit_sha,
+        updated_at = excluded.updated_at, start_col = excluded.start_col, end_col = excluded.end_col
+    RETURNING 1
+)
+SELECT (SELECT COUNT(*) FROM g), (SELECT COUNT(*) FROM f), (SELECT COUNT(*) FROM s)
+"""
+
+
+def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    """The one row a statement returns (an aggregate, a RETURNING of one row)."""
+    row = cur.fetchone()
+    if row is None:
+        raise QueueError("the team queue returned no row where one was due", fix="run `redline doctor`")
+    return tuple(row)
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` column lists (what `unnest` takes)."""
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _local_owner(token: str) -> bool:
+    """Whether the claim token was made on this host (so its process was checked, and found gone)."""
+    parts = token.rsplit(":", 4)
+    return len(parts) == 5 and parts[1] == socket.gethostname().replace(":", "-")
+
+
+def _body(record: Any, where: str) -> str:
+    try:
+        return to_json(record)
+    except ValueError as exc:
+        raise RecordError(f"{where} cannot be written as JSON ({str(exc)[:100]})", fix="check its numbers") from None
+
+
+__all__ = ["PostgresStore", "schema_for", "written_by"]
