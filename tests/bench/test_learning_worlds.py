@@ -42,5 +42,5 @@ def test_world2_without_its_model_is_skipped_not_pretrained_at_run_time() -> Non
     why = model_missing()
     if why is None:
         pytest.skip("world 2's model is here")
-    with pytest.raises(WorldMissing, match="python -m bench.world2.pretrain --stages"):
+    with pytest.raises(WorldMissing, match=r"python -m bench\.world2\.pretrain --stages"):
         load_world("world2")
