@@ -2,10 +2,11 @@
 
 For each synthetic repository (bench/world) and seed, the tiny base model attempts N train tasks; the checker's
 feedback on them is the training data. Each method trains an adapter from exactly those records on the
-trainer's defaults (learning rate, batch, number of steps: nothing but the hindsight template and the seed is
-set here; `--train KEY=VALUE` overrides a setting for an experiment), and is scored on *new* tasks of the same
-repository (structures never seen in training), on tasks that touch only the repository's unchanged APIs
-(forgetting), against the teacher ceiling (the base model given its own attempt and the feedback in context).
+trainer's defaults (learning rate, batch, number of steps, the hindsight: nothing but the seed is set here; the
+model declares its hindsight template in its tokenizer_config.json; `--train KEY=VALUE` overrides a setting for an
+experiment), and is scored on *new* tasks of the same repository (structures never seen in training), on tasks
+that touch only the repository's unchanged APIs (forgetting), against the teacher ceiling (the base model given its
+own attempt and the feedback in context).
 
     python bench/learning.py                       # full: 3 repos x 2 seeds x N = 16, 64, 256
     python bench/learning.py --repos 1 --seeds 1 --ns 64 --methods self-distill   # one cell
@@ -13,8 +14,10 @@ repository (structures never seen in training), on tasks that touch only the rep
     python bench/learning.py --methods self-distill --train lr=1e-3 --train max_steps=40 --out /tmp/lr
     python bench/learning.py --ns 16 --methods self-distill --show-broken 4   # what forgetting looks like
     python bench/learning.py --methods self-distill --kept 1   # an editor's queue: also the code kept as written
+    python bench/learning.py --worlds world,world2,realrepo --repos 1 --seeds 1 --ns 64   # worlds side by side
 
-Writes bench/out/learning/results.json, table.md and learning.png.
+Writes bench/out/learning/results.json, table.md and learning.png (with `--worlds`: bench/out/learning-worlds/
+results.json and table.md; see bench/learning_worlds.py).
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.world import HINDSIGHT_TEMPLATE, Repo, build_or_load_model, check, make_records, make_repos  # noqa: E402
+from bench.world import Repo, build_or_load_model, check, make_records, make_repos  # noqa: E402
 from bench.world import pass_rate as world_pass_rate  # noqa: E402
 from bench.world.evaluate import passes as world_passes  # noqa: E402
 
 METHODS = ("self-distill", "sft-revision", "scalar")
 OUT = ROOT / "bench" / "out" / "learning"
+OUT_WORLDS = ROOT / "bench" / "out" / "learning-worlds"
 
 
 @dataclass
@@ -55,15 +59,15 @@ class Cell:
 
 
 def train_config(method: str, seed: int, args: argparse.Namespace) -> Any:
-    """The trainer's defaults for every method; only the data differ. The world's prompts are raw text, so the
-    teacher needs the hindsight template; `--train` settings apply to every method alike (the variants' own, such
-    as `teacher` or `scalar_k`, go to the method: `train_method`)."""
+    """The trainer's defaults for every method; only the data differ (the world's model declares its hindsight
+    template, as any model may); `--train` settings apply to every method alike (the variants' own, such as
+    `teacher` or `scalar_k`, go to the method: `train_method`)."""
     from bench.methods import SETTINGS
     from redline.trainer.api import TrainConfig
     from redline.trainer.config import METHODS as PRODUCT
 
     trainer = {k: v for k, v in args.train or [] if k not in SETTINGS}
-    return TrainConfig.from_dict({"hindsight": "template", "template": HINDSIGHT_TEMPLATE, **trainer,
+    return TrainConfig.from_dict({**trainer,
                                   "method": method if method in PRODUCT else "self-distill", "seed": seed})
 
 
@@ -165,7 +169,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a trainer default for every method, as a JSON value (e.g. lr=1e-3, "
                              "alpha=1, use_passed_anchors=false); repeatable. Unset: the trainer's defaults")
     parser.add_argument("--world-seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None, help=f"default {OUT} ({OUT_WORLDS} with --worlds)")
+    parser.add_argument("--worlds", default="", metavar="A,B",
+                        help="run these worlds (packages under bench/: world, world2, realrepo) side by side on the "
+                             "trainer's defaults (self-distill; held-out, ceiling, probe, retention, hint baseline, "
+                             "gate); a world whose package or model is missing is skipped with a message")
+    parser.add_argument("--no-gate", action="store_true", help="with --worlds: skip the gate")
+    parser.add_argument("--tasks", type=int, default=None, metavar="K",
+                        help="with --worlds: score on the first K held-out and K unchanged tasks (default: all)")
     parser.add_argument("--model", type=Path, help="base model directory (default: the committed tiny model)")
     parser.add_argument("--summarise", action="store_true", help="only rebuild table and plot from results.json")
     parser.add_argument("--kept", type=float, default=0.0, metavar="R",
@@ -175,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="after each run, print up to K unchanged-API tasks the base passed and the adapter "
                              "fails, as the lines that differ")
     args = parser.parse_args(argv)
+    if args.worlds:
+        from bench.learning_worlds import main as worlds_main
+
+        args.out = args.out or OUT_WORLDS
+        return worlds_main(args)
+    args.out = args.out or OUT
     if args.summarise:
         print(resummarise(args.out))
         return 0
