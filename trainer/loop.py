@@ -39,7 +39,7 @@ from redline.trainer.identity import base_identity, check_base, read_adapter_met
 from redline.trainer.methods import METHODS, Method, Run
 from redline.trainer.model import attach_lora, fit_to_model, load_base
 from redline.trainer.plan import MemoryPlan, ModelShape, memory_budget, model_shape, plan_memory
-from redline.trainer.probe import ADVICE, ProbeReport, probe
+from redline.trainer.probe import ProbeReport, probe
 from redline.trainer.progress import StepBar, count_bar
 from redline.trainer.teacher import cache_teacher_hidden
 from redline.trainer.throughput import Throughput
@@ -94,7 +94,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     if probed.chosen is not None and config.hindsight == "auto":
         config = dataclasses.replace(config, hindsight=probed.chosen)
     elif probed.chosen is None and probed.conclusive:
-        raise NothingToLearn(probed.reason or "the model does not use this feedback in context", fix=ADVICE)
+        raise NothingToLearn(probed.reason or "the model does not use this feedback in context", fix=probed.advice)
     run = Run(config, tokenizer, identity["tokenizer_fingerprint"], parent_version, progress)
 
     # Records → token ids. The method builds them on the base model, before LoRA exists: its rewrites and samples

@@ -21,7 +21,7 @@ from redline.evidence import Judge
 from redline.prompts import encode
 from redline.trainer.contexts import Rendering, render_teacher, strategies_for
 from redline.trainer.data import TrainingExample
-from redline.trainer.feedback_text import aggregate, is_passed
+from redline.trainer.feedback_text import aggregate, correction_of, demonstration_of, is_passed
 from redline.trainer.progress import count_bar
 from redline.trainer.replay import answers, budget_of, judge_all, student_contexts
 
@@ -36,6 +36,9 @@ ALONE = "none"
 #: what to do when the model uses none of the ways to show it the feedback
 ADVICE = ("a larger model, corrections in the queue (edit the model's code and save: the language server records "
           "the edit), or `serve_hints` (the repository's recurring red lines in every prompt, today)")
+#: the same, for a queue whose records already show the model a correct version it does not copy
+ADVICE_CORRECTED = ("a larger model (this one does not write even the correct versions it is shown), or "
+                    "`serve_hints` (the repository's recurring red lines in every prompt, today)")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,13 @@ class ProbeReport:
     records: int = 0
     #: why no strategy was chosen, in a user's words
     reason: str | None = None
+    #: probed records that showed the model a correct version (a human's correction, a demonstration)
+    corrected: int = 0
+
+    @property
+    def advice(self) -> str:
+        """What would work instead, for this queue: corrections only where it lacks them."""
+        return ADVICE_CORRECTED if self.records and self.corrected * 2 >= self.records else ADVICE
 
     @property
     def learnable(self) -> bool:
@@ -74,7 +84,7 @@ class ProbeReport:
         if self.chosen is not None:
             return f"{head} — the teacher uses `{self.chosen}`"
         if self.conclusive:
-            return f"{head} — {self.reason}; what would work: {ADVICE}"
+            return f"{head} — {self.reason}; what would work: {self.advice}"
         return f"{head} — {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,7 +104,8 @@ def probe(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], rende
     """The base model's fix rate per hindsight strategy on a sample of failed records (module doc). `model` is
     the base (no adapter is attached yet when the trainer calls this)."""
     sample = failed_sample(examples, limit)
-    report = ProbeReport(records=len(sample))
+    report = ProbeReport(records=len(sample), corrected=sum(
+        correction_of(ex.feedback) is not None or demonstration_of(ex.feedback) is not None for ex in sample))
     if not sample:
         report.reason = "no failed records to probe"
         return report

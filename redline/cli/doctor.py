@@ -161,7 +161,6 @@ def _probe(config: Config) -> Check:
     from redline.trainer.api import probe_model
     from redline.trainer.data import examples_from_store
     from redline.trainer.feedback_text import is_passed
-    from redline.trainer.probe import ADVICE
     from redline.trainer.run import train_config_for
 
     store = open_store(config)
@@ -178,7 +177,7 @@ def _probe(config: Config) -> Check:
     line = report.line().split(": ", 1)[-1]
     if report.learnable:
         return "hindsight probe", True, line, ""
-    return "hindsight probe", False if report.conclusive else None, line, ADVICE if report.conclusive else ""
+    return "hindsight probe", False if report.conclusive else None, line, report.advice if report.conclusive else ""
 
 
 CHECKS: list[Callable[[Config], Check]] = [_python, _torch, _cuda, _model, _train_settings, _disk, _queue, _checkers,

@@ -77,3 +77,13 @@ def test_a_model_that_cannot_use_the_feedback_trains_nothing_and_says_what_would
     assert "hindsight probe" in status.output and "cannot teach it" in status.output
     doctor = CliRunner().invoke(cli, ["doctor"])
     assert "hindsight probe" in doctor.output and "0/10" in doctor.output
+
+
+def test_a_queue_that_already_shows_corrections_is_not_told_to_add_them() -> None:
+    from redline.trainer.probe import ADVICE, ADVICE_CORRECTED, ProbeReport, ProbeRow
+
+    rows = [ProbeRow("none", 0, 16), ProbeRow("template", 0, 16)]
+    bare = ProbeReport(rows, None, 16, "fixes nothing", corrected=2)
+    shown = ProbeReport(rows, None, 16, "fixes nothing", corrected=16)
+    assert bare.advice == ADVICE and bare.line().endswith(ADVICE)
+    assert shown.advice == ADVICE_CORRECTED and "corrections in the queue" not in shown.line()
