@@ -88,13 +88,7 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     model, tokenizer, identity = _load(model_path, config, init_adapter, device)
     config = fit_to_model(config, model)  # max_length within the model's window, an unset lr by its width
     # Can the model use this feedback at all? Its answers with the feedback shown, judged; `auto` takes the best.
-    probed = _probe(model, tokenizer, examples, config, judge, progress)
-    if on_probe is not None and probed.records:
-        on_probe(probed)
-    if probed.chosen is not None and config.hindsight == "auto":
-        config = dataclasses.replace(config, hindsight=probed.chosen)
-    elif probed.chosen is None and probed.conclusive:
-        raise NothingToLearn(probed.reason or "the model does not use this feedback in context", fix=probed.advice)
+    config, probed = _probe(model, tokenizer, examples, config, judge, progress, on_probe)
     run = Run(config, tokenizer, identity["tokenizer_fingerprint"], parent_version, progress)
 
     # Records → token ids. The method builds them on the base model, before LoRA exists: its rewrites and samples
@@ -113,15 +107,9 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
     model = attach_lora(model, dataclasses.replace(config, gradient_checkpointing=memory.gradient_checkpointing),
                         adapter_dir=init_adapter)
     method.start(model, run)
-    steps = _Steps.prepare(model, method, run, pairs, memory.micro_batch, shape,
-                           Checkpointer(Path(out_dir) / "checkpoints", _run_fingerprint(model_path, config, method,
-                                                                                         pairs)), group)
-    if group is not None:
-        group.same_start(steps.params)
-    start = steps.resume() if config.checkpoint_every else 0
-    if start:
-        log.info("resuming from checkpoint at step %d of %d", start, len(steps.plan))
-    history = _train_steps(steps, start, on_step)
+    ckpt = Checkpointer(Path(out_dir) / "checkpoints", _run_fingerprint(model_path, config, method, pairs))
+    steps = _Steps.prepare(model, method, run, pairs, memory.micro_batch, shape, ckpt, group)
+    start, history = _resume_and_train(steps, config, group, on_step)
 
     # The adapter, its settings and its report; the checkpoints have done their job.
     metrics.update(_summarise(history), **steps.report(), memory_plan=memory.to_dict(), model_shape=shape.to_dict())
@@ -143,14 +131,34 @@ def train(model_path: str | Path, examples: Sequence[TrainingExample], out_dir: 
 
 
 def _probe(model: Any, tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig,
-           judge: Judge | None, progress: bool) -> ProbeReport:
-    """The hindsight probe (`probe.py`) on the base model. With `auto`, the teacher then shows the feedback the
-    way that fixed most; when no way fixes more than the prompt alone, there is nothing to learn. Answers nothing
-    could judge (no check to rerun, no criterion in the words) leave the static choice."""
+           judge: Judge | None, progress: bool, on_probe: Callable[[ProbeReport], None] | None
+           ) -> tuple[TrainConfig, ProbeReport]:
+    """The hindsight probe (`probe.py`) on the base model, heard by `on_probe`. With `auto`, the teacher then shows
+    the feedback the way that fixed most; when no way fixes more than the prompt alone, there is nothing to learn
+    (`NothingToLearn`). Answers nothing could judge (no check to rerun, no criterion in the words) leave the static
+    choice."""
     if not config.probe_records:
-        return ProbeReport()
-    return probe(model, tokenizer, examples, Rendering.of(config), judge or Judge(None), limit=config.probe_records,
-                 progress=progress, batch_size=config.batch_size)
+        return config, ProbeReport()
+    probed = probe(model, tokenizer, examples, Rendering.of(config), judge or Judge(None), limit=config.probe_records,
+                   progress=progress, batch_size=config.batch_size)
+    if on_probe is not None and probed.records:
+        on_probe(probed)
+    if probed.chosen is not None and config.hindsight == "auto":
+        return dataclasses.replace(config, hindsight=probed.chosen), probed
+    if probed.chosen is None and probed.conclusive:
+        raise NothingToLearn(probed.reason or "the model does not use this feedback in context", fix=probed.advice)
+    return config, probed
+
+
+def _resume_and_train(steps: _Steps, config: TrainConfig, group: Any, on_step: StepCallback | None
+                      ) -> tuple[int, list[dict[str, float]]]:
+    """Every rank starts from the same weights, at the last checkpoint when there is one; then the steps run."""
+    if group is not None:
+        group.same_start(steps.params)
+    start = steps.resume() if config.checkpoint_every else 0
+    if start:
+        log.info("resuming from checkpoint at step %d of %d", start, len(steps.plan))
+    return start, _train_steps(steps, start, on_step)
 
 
 def _load(model_path: str | Path, config: TrainConfig, init_adapter: Path | None, device: str | None

@@ -65,7 +65,8 @@ def test_a_model_that_cannot_use_the_feedback_trains_nothing_and_says_what_would
     assert result.exit_code == 0, result.output + repr(result.exception)
     lines = [ln for ln in result.output.splitlines() if ln.startswith("hindsight probe (")]
     assert len(lines) == 1, result.output
-    assert "none 0/10, chat-turn 0/10, template 0/10" in lines[0]  # one line, each strategy
+    # one line, each strategy; 8 of the 10 (the newest 2 were held out for the gate, which had none)
+    assert "none 0/8, chat-turn 0/8, template 0/8" in lines[0]
     assert "cannot teach it" in lines[0] and "serve_hints" in lines[0]
     assert not (load_config().adapters_dir / "versions").exists()  # no night spent training
     store = SQLiteStore(load_config().db_path)
@@ -76,7 +77,7 @@ def test_a_model_that_cannot_use_the_feedback_trains_nothing_and_says_what_would
     status = CliRunner().invoke(cli, ["status"])
     assert "hindsight probe" in status.output and "cannot teach it" in status.output
     doctor = CliRunner().invoke(cli, ["doctor"])
-    assert "hindsight probe" in doctor.output and "0/10" in doctor.output
+    assert "hindsight probe" in doctor.output and "0/8" in doctor.output
 
 
 def test_a_queue_that_already_shows_corrections_is_not_told_to_add_them() -> None:
