@@ -39,7 +39,7 @@ def _repo(tmp_path: Path, url: str, name: str = "app") -> Path:
 
 def test_writers_spool_while_the_server_is_down_and_send_it_when_it_is_back(
         tmp_path: Path, down: PgServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("redline.queue.postgres.RETRY_S", 0.0)  # try the server at every write, not every 10 s
+    monkeypatch.setattr("redline.queue.pg_session.RETRY_S", 0.0)  # try the server at every write, not every 10 s
     config = load_config(_repo(tmp_path, down.url("postgres")))
     store = open_store(config)
     gens = [make_generation(i, path="m.py", start=10 * i) for i in range(6)]
