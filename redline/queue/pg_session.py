@@ -249,3 +249,11 @@ class PgSession:
                     pass
             self._conns.clear()
         self._local = threading.local()
+
+
+def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    """The one row a statement returns (an aggregate, a RETURNING of one row)."""
+    row = cur.fetchone()
+    if row is None:
+        raise QueueError("the team queue returned no row where one was due", fix="run `redline doctor`")
+    return tuple(row)

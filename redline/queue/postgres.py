@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +34,16 @@ import psycopg
 
 from redline.errors import QueueBusy, QueueError, QueueUnavailable, RecordError
 from redline.queue import spool
-from redline.queue.claims import LEASE_S, claim_lost, claim_token, owner_alive
-from redline.queue.pg_session import _AGO, _BLANK, _COMPLETION_HEAD, _NOW, DIRECTORY, PgSession, schema_for, written_by
-from redline.queue.protocol import AddResult, Claim
+from redline.queue.pg_claims import PgClaims
+from redline.queue.pg_session import (
+    _AGO,
+    _BLANK,
+    _COMPLETION_HEAD,
+    _one,
+    schema_for,
+    written_by,
+)
+from redline.queue.protocol import AddResult
 from redline.queue.scrubbing import Batch, Scrubber, prepare
 from redline.queue.url import redact, secrets_of
 from redline.records import Feedback, Generation, Range, Span, to_json
@@ -46,7 +51,7 @@ from redline.records import Feedback, Generation, Range, Span, to_json
 log = logging.getLogger("redline.queue")
 
 
-class PostgresStore(PgSession):
+class PostgresStore(PgClaims):
     """`Store` on one repository's schema of a team's PostgreSQL. One connection per thread; safe across threads.
 
     Opening never fails for an unreachable server (writers spool until it is back); a schema migrated by a newer
@@ -267,95 +272,6 @@ class PostgresStore(PgSession):
     def span_paths(self) -> list[str]:
         return [r[0] for r in self._read("SELECT DISTINCT path FROM spans WHERE state != 'deleted' ORDER BY path")]
 
-    # -- trainer claims ----------------------------------------------------------------------------------------
-
-    def claim(self, owner: str, *, limit: int = 10_000, stale_after_s: float = 3600) -> Claim:
-        """Claim up to `limit` generations that have feedback not yet trained on, as the SQLite queue does.
-
-        First, claims whose holder is gone return: one made on this host whose process is dead, at once; one
-        from another machine once `stale_after_s` passed since its last `heartbeat` (checked again row by row as
-        they are taken, so a heartbeat that lands meanwhile keeps its claim whole). Then generations are taken
-        with `FOR UPDATE SKIP LOCKED`: a generation another trainer is claiming right now is skipped, not waited
-        for, and one it has claimed is no longer new. Feedback awaiting its generation record is left for later.
-        """
-        token = claim_token(owner)
-
-        def work(conn: psycopg.Connection[Any]) -> list[str]:
-            stale = _one(conn.execute(f"SELECT {_AGO}", (stale_after_s,)))[0]
-            held = conn.execute("SELECT claim_token, MIN(claimed_at) FROM feedback WHERE state = 'claimed'"
-                                " GROUP BY claim_token").fetchall()
-            gone = [t for t, at in held if t and not owner_alive(t, at, stale)]
-            dead = [t for t in gone if _local_owner(t)]  # a dead process: no heartbeat can come
-            lapsed = [t for t in gone if t not in dead]
-            if dead:
-                conn.execute("UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL"
-                             " WHERE claim_token = ANY(%s) AND state = 'claimed'", (dead,))
-            if lapsed:
-                conn.execute("UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL"
-                             " WHERE claim_token = ANY(%s) AND state = 'claimed' AND claimed_at < %s",
-                             (lapsed, stale))
-            ids = [r[0] for r in conn.execute(
-                "SELECT g.id FROM generations g WHERE g.id IN (SELECT generation_id FROM feedback"
-                " WHERE state = 'new' AND generation_id IS NOT NULL) ORDER BY g.id LIMIT %s"
-                " FOR UPDATE OF g SKIP LOCKED", (limit,))]
-            if not ids:
-                return []
-            got = conn.execute(f"UPDATE feedback SET state = 'claimed', claim_token = %s, claimed_at = {_NOW}"
-                               " WHERE generation_id = ANY(%s) AND state = 'new' RETURNING generation_id",
-                               (token, ids)).fetchall()
-            self._claimed[token] = len(got)
-            return sorted({r[0] for r in got})
-
-        try:
-            return Claim(token, self._run(work, retry=False))
-        except QueueUnavailable:
-            self._claimed.pop(token, None)
-            try:  # the commit may have landed before the connection broke: give those rows back
-                self.release(token)
-            except QueueError:
-                pass  # this process's claim: the next claim on this host returns it once the process is gone
-            raise
-
-    def heartbeat(self, token: str) -> bool:
-        """Renew the claim's time on the server's clock; False once it is no longer held (taken over)."""
-        n = self._run(lambda conn: conn.execute(
-            f"UPDATE feedback SET claimed_at = {_NOW} WHERE claim_token = %s AND state = 'claimed'",
-            (token,)).rowcount, single=True)
-        return n > 0 or not self._claimed.get(token)
-
-    def backlog(self) -> tuple[int, str | None]:
-        """(attributed feedback records to train on, the oldest one's `created_at`), as for SQLite: new ones and
-        those of claims without a heartbeat for `LEASE_S`; `accept` records and feedback awaiting its generation
-        left out."""
-        n, oldest = self._read(
-            "SELECT COUNT(*), MIN(created_at) FROM feedback f WHERE generation_id IS NOT NULL"
-            f" AND (state = 'new' OR (state = 'claimed' AND claimed_at < {_AGO})) AND kind != 'accept'"
-            " AND EXISTS (SELECT 1 FROM generations g WHERE g.id = f.generation_id)", (LEASE_S,))[0]
-        return int(n), oldest
-
-    def ack(self, token: str) -> int:
-        """Mark the claim's records trained; `ClaimLost` when it was taken over first (nothing to promote)."""
-        n = self._run(lambda conn: conn.execute(
-            "UPDATE feedback SET state = 'trained' WHERE claim_token = %s AND state = 'claimed'", (token,)).rowcount,
-            single=True)
-        if n == 0 and self._claimed.pop(token, 0):
-            raise claim_lost()
-        return int(n)
-
-    def release(self, token: str) -> int:
-        self._claimed.pop(token, None)
-        return int(self._run(lambda conn: conn.execute(
-            "UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL WHERE claim_token = %s",
-            (token,)).rowcount, single=True))
-
-    def release_owner(self, owner: str) -> int:
-        """Release every claim `owner` holds (its process died without releasing them)."""
-        prefix = owner + ":"
-        return int(self._run(lambda conn: conn.execute(
-            "UPDATE feedback SET state = 'new', claim_token = NULL, claimed_at = NULL"
-            " WHERE state = 'claimed' AND starts_with(claim_token, %s)", (prefix,)).rowcount,
-            single=True))
-
     # -- housekeeping ------------------------------------------------------------------------------------------
 
     def prune(self, older_than_days: float) -> int:
@@ -403,43 +319,6 @@ class PostgresStore(PgSession):
             "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, text)),
             single=True)
 
-    # -- the team's view ---------------------------------------------------------------------------------------
-
-    @contextmanager
-    def hold_job(self, worker: str) -> Iterator[bool]:
-        """Hold this repository's training job while the block runs; yields False when another worker holds it.
-
-        A session-level advisory lock on a connection of its own: it ends with the connection, so a worker that
-        is killed frees the job at once, and one that lost power or its network within a minute (the server
-        sees the dead peer through TCP keepalives and ends its session). The claim's lease keeps the records."""
-        try:
-            conn = self._connect()
-        except psycopg.OperationalError as exc:
-            raise self._went_away(exc) from None
-        try:
-            conn.execute("SELECT set_config('application_name', %s, false)", (f"redline worker {worker}",))
-            held = bool(_one(conn.execute("SELECT pg_try_advisory_lock(hashtext('redline.job'), hashtext(%s))",
-                                          (self.schema,)))[0])
-            yield held
-        finally:
-            conn.close()
-
-    def job_holder(self) -> str | None:
-        """The application name of the session holding this repository's training job, None when none does."""
-        rows = self._read(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int = hashtext('redline.job')"
-            " AND l.objid::int = hashtext(%s)", (self.schema,))
-        return rows[0][0] if rows else None
-
-    def repositories(self) -> list[str]:
-        """Every repository id with a schema in this database (`redline.repos`)."""
-        return [r[0] for r in self._read(f"SELECT repo_id FROM {DIRECTORY}.repos ORDER BY repo_id")]
-
-    def schema_version(self) -> int:
-        return len(self._read("SELECT name FROM _migrations"))
-
-
 #: a whole batch as one statement: each table's rows arrive as one array per column, sent in binary (`%b`: the
 #: text format would escape every quote of every JSON body on the client); the counts say what was new
 _WRITE = """
@@ -466,23 +345,9 @@ SELECT (SELECT COUNT(*) FROM g), (SELECT COUNT(*) FROM f), (SELECT COUNT(*) FROM
 """
 
 
-def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
-    """The one row a statement returns (an aggregate, a RETURNING of one row)."""
-    row = cur.fetchone()
-    if row is None:
-        raise QueueError("the team queue returned no row where one was due", fix="run `redline doctor`")
-    return tuple(row)
-
-
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as `width` column lists (what `unnest` takes)."""
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-def _local_owner(token: str) -> bool:
-    """Whether the claim token was made on this host (so its process was checked, and found gone)."""
-    parts = token.rsplit(":", 4)
-    return len(parts) == 5 and parts[1] == socket.gethostname().replace(":", "-")
 
 
 def _body(record: Any, where: str) -> str:
