@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {list(VARIANTS)}")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.variants or ()) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown --variants {unknown}: use some of {list(VARIANTS)}")
     result = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
